@@ -1,0 +1,321 @@
+"""Block Kit views as pure functions: data in, view out.
+
+User-typed text (names, justifications, reasons) is only ever placed in plain_text
+objects or rich_text "text" elements, which Slack shows literally: `<!channel>`,
+`<@U123>`, `<https://evil|click>` and *markdown* neither ping, link nor format. The
+notification fallback `text` of a message carries no user text at all.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    RadioButtonsElement,
+    RichTextBlock,
+    RichTextElementParts,
+    RichTextPreformattedElement,
+    RichTextSectionElement,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.clock import utc
+from bot.config import Settings
+from bot.ids import Action, Callback, Field
+from bot.policy import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
+from bot.store import Kind, Request, Status
+from bot.workflow import IssuedSecret
+
+Message = tuple[str, list[dict[str, Any]]]  # (fallback text, blocks)
+
+USAGE = (
+    "*oauth-bot* — Entra ID app registrations and client secrets, without pasting secrets into chat.\n"
+    "• `/oauth-app new [name]` — ask for a new app registration with a client secret\n"
+    "• `/oauth-app help` — this help\n"
+    "Secret values go straight into Azure Key Vault; you get the IDs and a vault link."
+)
+
+
+def _text(text: str, **style: bool) -> RichTextElementParts.Text:
+    return RichTextElementParts.Text(text=text, style=style or None)
+
+
+def _user(user_id: str) -> RichTextElementParts.User:
+    return RichTextElementParts.User(user_id=user_id)
+
+
+def facts(rows: list[tuple[str, Any]]) -> RichTextBlock:
+    """Bold labels and literal values, one per line."""
+    elements: list[Any] = []
+    for index, (label, value) in enumerate(rows):
+        elements.append(_text(f"{label}: ", bold=True))
+        if isinstance(value, RichTextElementParts.User | RichTextElementParts.Link):
+            elements.append(value)
+        elif isinstance(value, tuple):  # (text, style)
+            elements.append(_text(value[0], **value[1]))
+        else:
+            elements.append(_text(str(value) if value not in (None, "") else "—"))
+        if index < len(rows) - 1:
+            elements.append(_text("\n"))
+    return RichTextBlock(elements=[RichTextSectionElement(elements=elements)])
+
+
+def _code(value: str) -> tuple[str, dict[str, bool]]:
+    return (value, {"code": True})
+
+
+def date(value: datetime | None) -> str:
+    return utc(value).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def _dicts(blocks: list[Block]) -> list[dict[str, Any]]:
+    return [block.to_dict() for block in blocks]
+
+
+# --- the new-app modal ----------------------------------------------------------------
+def new_app_modal(settings: Settings, *, name: str = "", channel_id: str | None = None) -> dict[str, Any]:
+    audience_options = [Option(value=key, text=label) for key, label in AUDIENCE_LABELS.items()]
+    platform_options = [Option(value=key, text=label) for key, label in PLATFORM_LABELS.items()]
+    lifetime_options = [
+        Option(value=str(days), text=lifetime_label(days)) for days in settings.secret_lifetime_choices
+    ]
+    default_lifetime = next(o for o in lifetime_options if o.value == str(settings.default_secret_days))
+    view = View(
+        type="modal",
+        callback_id=Callback.NEW_APP,
+        title=PlainTextObject(text="New app registration"),
+        submit=PlainTextObject(text="Request"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=json.dumps({"channel_id": channel_id}),
+        blocks=[
+            InputBlock(
+                block_id=Field.NAME,
+                label="Name",
+                hint="The user-facing display name for this application.",
+                element=PlainTextInputElement(
+                    action_id=Action.VALUE, initial_value=name[:3000] or None,
+                    placeholder="e.g. billing-api",
+                ),
+            ),
+            InputBlock(
+                block_id=Field.AUDIENCE,
+                label="Supported account types",
+                hint="Who can use this application or access this API?",
+                element=RadioButtonsElement(
+                    action_id=Action.VALUE, options=audience_options, initial_option=audience_options[0]
+                ),
+            ),
+            InputBlock(
+                block_id=Field.REDIRECT_URI,
+                label="Redirect URI",
+                optional=True,
+                hint="Where sign-in responses go: https:// (http:// only for localhost).",
+                element=PlainTextInputElement(
+                    action_id=Action.VALUE, placeholder="https://app.example.com/auth/callback"
+                ),
+            ),
+            InputBlock(
+                block_id=Field.PLATFORM,
+                label="Platform",
+                optional=True,
+                hint="The platform of the redirect URI.",
+                element=StaticSelectElement(
+                    action_id=Action.VALUE, options=platform_options, initial_option=platform_options[0]
+                ),
+            ),
+            InputBlock(
+                block_id=Field.SECRET_DESCRIPTION,
+                label="Secret description",
+                optional=True,
+                element=PlainTextInputElement(action_id=Action.VALUE, placeholder="e.g. CI deploys"),
+            ),
+            InputBlock(
+                block_id=Field.SECRET_EXPIRY,
+                label="Secret expiry",
+                hint=f"Policy allows at most {lifetime_label(settings.oauth_bot_max_secret_days)}.",
+                element=StaticSelectElement(
+                    action_id=Action.VALUE, options=lifetime_options, initial_option=default_lifetime
+                ),
+            ),
+            InputBlock(
+                block_id=Field.JUSTIFICATION,
+                label="Justification",
+                hint="What is the application for? The approvers read this.",
+                element=PlainTextInputElement(action_id=Action.VALUE, multiline=True),
+            ),
+        ],
+    )
+    return view.to_dict()
+
+
+def deny_reason_modal(request_id: int) -> dict[str, Any]:
+    return View(
+        type="modal",
+        callback_id=Callback.DENY_REASON,
+        title=PlainTextObject(text=f"Deny request #{request_id}"[:24]),
+        submit=PlainTextObject(text="Deny"),
+        close=PlainTextObject(text="Back"),
+        private_metadata=json.dumps({"request_id": request_id}),
+        blocks=[
+            InputBlock(
+                block_id=Field.DENY_REASON,
+                label="Reason",
+                hint="The requester receives this reason.",
+                element=PlainTextInputElement(action_id=Action.VALUE, multiline=True),
+            )
+        ],
+    ).to_dict()
+
+
+# --- the approval card ----------------------------------------------------------------
+def _request_rows(request: Request) -> list[tuple[str, Any]]:
+    redirect = (
+        f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
+        if request.redirect_uri else None
+    )
+    return [
+        ("Requester", _user(request.requester_id)),
+        ("Name", request.display_name),
+        ("Supported account types", AUDIENCE_LABELS.get(request.sign_in_audience, request.sign_in_audience)),
+        ("Redirect URI", redirect),
+        ("Secret description", request.secret_description),
+        ("Secret expiry", lifetime_label(request.secret_days)),
+        ("Justification", request.justification),
+    ]
+
+
+def _status_line(request: Request) -> list[Any] | None:
+    approver = [_user(request.approver_id)] if request.approver_id else []
+    match request.status:
+        case Status.APPROVED:
+            return [_text("Approved by ", bold=True), *approver, _text(" — creating…")]
+        case Status.COMPLETED:
+            return [_text("Approved by ", bold=True), *approver, _text(" — done: "),
+                    _text(request.client_id or "", code=True)]
+        case Status.FAILED:
+            return [_text("Approved by ", bold=True), *approver, _text(" — failed: "),
+                    _text(request.error or "unknown error")]
+        case Status.DENIED:
+            return [_text("Denied by ", bold=True), *approver, _text(" — "), _text(request.deny_reason or "")]
+        case Status.CANCELLED:
+            return [_text("Cancelled by the requester", bold=True)]
+        case Status.EXPIRED:
+            return [_text("Expired", bold=True), _text(" — nobody decided in time; the requester was told.")]
+    return None
+
+
+def request_card(request: Request) -> Message:
+    title = "New app registration" if request.kind == Kind.NEW_APP else "Secret rotation"
+    blocks: list[Block] = [
+        HeaderBlock(text=f"{title} request #{request.id}"),
+        facts(_request_rows(request)),
+    ]
+    status = _status_line(request)
+    if request.status == Status.PENDING:
+        blocks.append(
+            ActionsBlock(
+                block_id=f"decide-{request.id}",
+                elements=[
+                    ButtonElement(text="Approve", action_id=Action.APPROVE, value=str(request.id), style="primary"),
+                    ButtonElement(text="Deny", action_id=Action.DENY, value=str(request.id), style="danger"),
+                ],
+            )
+        )
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=f"Expires {date(request.expires_at)} if nobody decides. Admins only; not your own request."
+        )]))
+    elif status is not None:
+        blocks.append(RichTextBlock(elements=[RichTextSectionElement(elements=status)]))
+        if request.status == Status.FAILED:
+            blocks.append(ActionsBlock(
+                block_id=f"retry-{request.id}",
+                elements=[ButtonElement(text="Retry", action_id=Action.RETRY, value=str(request.id))],
+            ))
+    text = f"{title} request #{request.id}: {request.status}"
+    return text, _dicts(blocks)
+
+
+# --- messages to the requester --------------------------------------------------------
+def request_received(request: Request, approval_channel: str) -> Message:
+    blocks: list[Block] = [
+        RichTextBlock(elements=[RichTextSectionElement(elements=[
+            _text(f"Request #{request.id} sent. "),
+            _text("The admins decide in "),
+            RichTextElementParts.Channel(channel_id=approval_channel),
+            _text("; you will get the IDs and a Key Vault link here once it is approved."),
+        ])]),
+        facts(_request_rows(request)[1:]),
+        ActionsBlock(
+            block_id=f"cancel-{request.id}",
+            elements=[ButtonElement(text="Cancel request", action_id=Action.CANCEL, value=str(request.id))],
+        ),
+    ]
+    return f"Request #{request.id} is waiting for approval.", _dicts(blocks)
+
+
+def secret_ready(request: Request, issued: IssuedSecret) -> Message:
+    verified = {True: "yes, a token was issued with it", False: "not verified yet", None: None}[issued.verified]
+    rows: list[tuple[str, Any]] = [
+        ("App name", issued.app.display_name),
+        ("Application (client) ID", _code(issued.app.client_id)),
+        ("Directory (tenant) ID", _code(issued.tenant_id)),
+        ("Object ID", _code(issued.app.object_id)),
+        ("Secret ID", _code(issued.key_id)),
+        ("Secret description", issued.description),
+        ("Expires", date(issued.end)),
+        ("Secret value", RichTextElementParts.Link(url=issued.vault.portal_url, text="in Azure Key Vault")),
+    ]
+    if verified:
+        rows.append(("Verified", verified))
+    blocks: list[Block] = [
+        HeaderBlock(text="Your client secret is ready" if request.kind == Kind.ROTATE
+                    else "Your app registration is ready"),
+        facts(rows),
+        RichTextBlock(elements=[
+            RichTextSectionElement(elements=[_text("Read the value with the Azure CLI:")]),
+            RichTextPreformattedElement(elements=[_text(issued.vault.cli_command)]),
+        ]),
+        ContextBlock(elements=[MarkdownTextObject(
+            text=f"Request #{request.id}. The value is not shown in Slack; it is only in the vault."
+        )]),
+    ]
+    return f"Request #{request.id} is done: client ID {issued.app.client_id}.", _dicts(blocks)
+
+
+def request_failed(request: Request, message: str) -> Message:
+    blocks: list[Block] = [
+        RichTextBlock(elements=[RichTextSectionElement(elements=[
+            _text(f"Request #{request.id} failed: ", bold=True), _text(message),
+            _text("\nThe admins have been told and can retry it."),
+        ])])
+    ]
+    return f"Request #{request.id} failed.", _dicts(blocks)
+
+
+def request_denied(request: Request) -> Message:
+    blocks: list[Block] = [
+        RichTextBlock(elements=[RichTextSectionElement(elements=[
+            _text(f"Request #{request.id} was denied by ", bold=True),
+            _user(request.approver_id or ""),
+            _text(".\nReason: "), _text(request.deny_reason or "none given"),
+        ])])
+    ]
+    return f"Request #{request.id} was denied.", _dicts(blocks)
+
+
+def simple(text: str) -> Message:
+    """A message with no user text in it."""
+    return text, _dicts([RichTextBlock(elements=[RichTextSectionElement(elements=[_text(text)])])])

@@ -1,0 +1,97 @@
+"""oauth-bot's command line: serve | demo | doctor | audit export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+from typing import Any
+
+from bot import logs
+from bot.config import Settings
+from bot.exceptions import OAuthBotError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.server import serve
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(verbose=args.verbose)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run_doctor
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    return run_doctor(settings)
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    from bot.store import Store
+
+    settings = Settings()
+    store = Store.from_url(settings.database_url)
+    events = store.audit_events()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
+            "request_id": e.request_id, "client_id": e.client_id, "detail": e.detail,
+        }
+        for e in events
+    ]
+    out = open(args.output, "w", newline="") if args.output != "-" else sys.stdout  # noqa: SIM115
+    try:
+        if args.format == "jsonl":
+            for row in rows:
+                out.write(json.dumps(row) + "\n")
+        else:
+            writer = csv.DictWriter(out, fieldnames=["id", "at", "actor", "action", "request_id", "client_id", "detail"])
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({**row, "detail": json.dumps(row["detail"])})
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="oauth-bot", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP on $PORT)")
+    demo = commands.add_parser("demo", help="play the whole story locally against built-in fakes")
+    demo.add_argument("--verbose", action="store_true", help="also print the bot's log")
+    commands.add_parser("doctor", help="check the configuration, Slack, Entra, Graph, Key Vault and the database")
+    audit = commands.add_parser("audit", help="the audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    export = audit_commands.add_parser("export", help="write the audit log for a SIEM")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--output", default="-", help="file to write (default: standard output)")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    handler = {"serve": _serve, "demo": _demo, "doctor": _doctor, "audit": _audit_export}[args.command]
+    try:
+        return handler(args)
+    except OAuthBotError as error:
+        print(f"oauth-bot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

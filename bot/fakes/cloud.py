@@ -1,0 +1,104 @@
+"""All four fakes together, seeded with a small workspace and tenant, and the bot's settings
+that point at them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+from bot.fakes.entra import FakeEntra
+from bot.fakes.graph import FakeGraph
+from bot.fakes.keyvault import FakeKeyVault
+from bot.fakes.slack import FakeSlack
+from bot.fakes.tls import TestCA
+
+TENANT_ID = "8c7a1b2e-5f3d-4e6a-9b1c-2d3e4f5a6b7c"
+BOT_CLIENT_ID = "0b07b07b-0000-4000-8000-00000000b07b"
+BOT_CLIENT_SECRET = "fake-bot-credential-for-loopback-only"  # the fake Entra's record of the bot
+SIGNING_SECRET = "fake-signing-secret-0123456789abcdef"
+BOT_TOKEN = "xoxb-0000000000-fake-bot-token"
+APPROVAL_CHANNEL = "C0APPROVALS"
+ADMINS = ("U0ADMIN001", "U0ADMIN002")
+DEVELOPER = "U0DEV00001"
+OUTSIDER = "U0OUTSIDER"
+LEAST_PRIVILEGE = ["Application.ReadWrite.OwnedBy"]
+OWNER_ROLES = ["Application.ReadWrite.OwnedBy", "Application.ReadWrite.All", "User.Read.All"]
+
+PEOPLE = {
+    DEVELOPER: ("dana.dev", "Dana Developer", "dana@contoso.example"),
+    ADMINS[0]: ("alex.admin", "Alex Admin", "alex@contoso.example"),
+    ADMINS[1]: ("sam.admin", "Sam Admin", "sam@contoso.example"),
+    OUTSIDER: ("olly.other", "Olly Other", "olly@contoso.example"),
+}
+
+
+class FakeCloud:
+    """Slack, Entra ID, Graph and Key Vault on 127.0.0.1, sharing one test CA."""
+
+    def __init__(self, directory: Path | None = None, *, roles: list[str] | None = None) -> None:
+        self.ca = TestCA(directory)
+        self.entra = FakeEntra(self.ca, TENANT_ID)
+        self.graph = FakeGraph(self.ca, self.entra)
+        self.vault = FakeKeyVault(self.ca, self.entra, TENANT_ID)
+        self.slack = FakeSlack(self.ca, bot_token=BOT_TOKEN)
+        self._roles = list(roles or LEAST_PRIVILEGE)
+
+    @property
+    def servers(self) -> list[Any]:
+        return [self.entra, self.graph, self.vault, self.slack]
+
+    def start(self) -> FakeCloud:
+        for server in self.servers:
+            server.start()
+        self.entra.register_client(BOT_CLIENT_ID, BOT_CLIENT_SECRET, self._roles)
+        self.slack.add_channel(APPROVAL_CHANNEL, "oauth-approvals")
+        for user_id, (name, real_name, email) in PEOPLE.items():
+            self.slack.add_user(user_id, name, real_name=real_name, email=email)
+            self.graph.add_user(f"e-{user_id.lower()}", email, real_name, mail=email)
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> FakeCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def trust(self) -> None:
+        """Make this process's clients trust the fakes' CA (the standard variables only)."""
+        os.environ["SSL_CERT_FILE"] = str(self.ca.bundle_path)
+        os.environ["REQUESTS_CA_BUNDLE"] = str(self.ca.bundle_path)
+
+    def environment(self, database_url: str, port: int = 0) -> dict[str, str]:
+        """The bot's environment variables (as an operator would set them) for these fakes."""
+        return {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": f"{self.slack.url}/api/",
+            "PORT": str(port),
+            "OAUTH_BOT_APPROVAL_CHANNEL": APPROVAL_CHANNEL,
+            "OAUTH_BOT_ADMINS": ",".join(ADMINS),
+            "AZURE_TENANT_ID": TENANT_ID,
+            "AZURE_CLIENT_ID": BOT_CLIENT_ID,
+            "AZURE_CLIENT_SECRET": BOT_CLIENT_SECRET,
+            "AZURE_AUTHORITY_HOST": self.entra.url,
+            "GRAPH_URL": self.graph.url,
+            "KEY_VAULT_URL": self.vault.url,
+            "DATABASE_URL": database_url,
+            "SSL_CERT_FILE": str(self.ca.bundle_path),
+            "REQUESTS_CA_BUNDLE": str(self.ca.bundle_path),
+        }
+
+    def settings(self, database_url: str, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            key.lower(): value
+            for key, value in self.environment(database_url).items()
+            if key not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)

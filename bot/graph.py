@@ -1,0 +1,264 @@
+"""Microsoft Graph v1.0 over httpx: applications, passwords, service principals, owners, users."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bot.clock import iso, parse_iso
+from bot.exceptions import GraphError, LifetimePolicyError
+from bot.retry import RETRY_NOT_FOUND, RetryPolicy, RetryTransport
+
+log = logging.getLogger(__name__)
+
+SIGN_IN_AUDIENCES = (
+    "AzureADMyOrg",
+    "AzureADMultipleOrgs",
+    "AzureADandPersonalMicrosoftAccount",
+    "PersonalMicrosoftAccount",
+)
+PERSONAL_ACCOUNT_AUDIENCES = frozenset({"AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"})
+REDIRECT_PLATFORMS = ("web", "spa", "publicClient")
+
+
+class SecretValue:
+    """A client secret value. It never shows itself in repr/str, so it cannot leak into a
+    log line or an exception message by accident; `reveal()` is the only way to read it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretValue(***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a secret value cannot be pickled")
+
+
+@dataclass(frozen=True)
+class PasswordCredential:
+    key_id: str
+    display_name: str
+    hint: str
+    start: datetime | None
+    end: datetime | None
+
+    @classmethod
+    def from_graph(cls, data: dict[str, Any]) -> PasswordCredential:
+        return cls(
+            key_id=str(data["keyId"]),
+            display_name=str(data.get("displayName") or ""),
+            hint=str(data.get("hint") or ""),
+            start=parse_iso(data["startDateTime"]) if data.get("startDateTime") else None,
+            end=parse_iso(data["endDateTime"]) if data.get("endDateTime") else None,
+        )
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    credential: PasswordCredential
+    secret: SecretValue
+
+
+@dataclass(frozen=True)
+class Application:
+    object_id: str
+    client_id: str
+    display_name: str
+    sign_in_audience: str
+    passwords: tuple[PasswordCredential, ...] = ()
+
+    @classmethod
+    def from_graph(cls, data: dict[str, Any]) -> Application:
+        return cls(
+            object_id=str(data["id"]),
+            client_id=str(data["appId"]),
+            display_name=str(data.get("displayName") or ""),
+            sign_in_audience=str(data.get("signInAudience") or ""),
+            passwords=tuple(
+                PasswordCredential.from_graph(p) for p in data.get("passwordCredentials") or ()
+            ),
+        )
+
+
+APP_SELECT = "id,appId,displayName,signInAudience,passwordCredentials"
+
+
+def _key(name: str, value: str) -> str:
+    """An OData alternate-key segment: applications(uniqueName='x')."""
+    return f"({name}='{quote(value.replace(chr(39), chr(39) * 2), safe='')}')"
+
+
+def _error(response: httpx.Response, action: str) -> GraphError:
+    try:
+        body = response.json().get("error", {})
+        code, message = str(body.get("code", "")), str(body.get("message", ""))
+    except ValueError:
+        code, message = "", response.reason_phrase
+    text = f"{action} failed: HTTP {response.status_code} {code}: {message}".strip()
+    if code == "CredentialInvalidLifetimeAsPerAppPolicy":
+        return LifetimePolicyError(text, status=response.status_code, code=code)
+    return GraphError(text, status=response.status_code, code=code)
+
+
+class GraphClient:
+    def __init__(
+        self,
+        base_url: str,
+        auth: httpx.Auth,
+        *,
+        retry: RetryPolicy,
+        timeout: float = 15.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=f"{self.base_url}/v1.0",
+            auth=auth,
+            timeout=timeout,
+            transport=RetryTransport(transport or httpx.HTTPTransport(), retry),
+            headers={"Accept": "application/json"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        retry_not_found: bool = False,
+        ok: tuple[int, ...] = (200, 201, 204),
+    ) -> httpx.Response:
+        try:
+            response = self._http.request(
+                method, path, json=json, params=params, headers=headers,
+                extensions={RETRY_NOT_FOUND: retry_not_found},
+            )
+        except httpx.HTTPError as error:
+            raise GraphError(f"{action} failed: {type(error).__name__} talking to Graph") from None
+        if response.status_code not in ok:
+            raise _error(response, action)
+        return response
+
+    # --- applications -----------------------------------------------------------------
+    def upsert_application(self, unique_name: str, body: dict[str, Any]) -> Application:
+        """Create the application with this uniqueName, or update the one that has it.
+
+        A retry after a lost answer finds the app made the first time: no twin.
+        """
+        path = "/applications" + _key("uniqueName", unique_name)
+        response = self._call(
+            "PATCH", path, "create application", json=body,
+            headers={"Prefer": "create-if-missing"},
+        )
+        if response.status_code == 201:
+            return Application.from_graph(response.json())
+        found = self.get_application_by_unique_name(unique_name)
+        if found is None:
+            raise GraphError(f"create application: {unique_name} vanished after the upsert")
+        return found
+
+    def get_application_by_unique_name(self, unique_name: str) -> Application | None:
+        return self._get_app("/applications" + _key("uniqueName", unique_name))
+
+    def get_application(self, object_id: str) -> Application | None:
+        return self._get_app(f"/applications/{quote(object_id, safe='')}")
+
+    def get_application_by_client_id(self, client_id: str) -> Application | None:
+        return self._get_app("/applications" + _key("appId", client_id))
+
+    def _get_app(self, path: str) -> Application | None:
+        response = self._call(
+            "GET", path, "read application", params={"$select": APP_SELECT}, ok=(200, 404)
+        )
+        return None if response.status_code == 404 else Application.from_graph(response.json())
+
+    def iter_applications(
+        self, *, select: str = APP_SELECT, filter: str | None = None, top: int = 999  # noqa: A002
+    ) -> Iterator[dict[str, Any]]:
+        """Every application the bot can see, one page in memory at a time."""
+        params: dict[str, str] | None = {"$select": select, "$top": str(top)}
+        if filter and params is not None:
+            params["$filter"] = filter
+        url = "/applications"
+        while url:
+            page = self._call("GET", url, "list applications", params=params).json()
+            yield from page.get("value", [])
+            url = page.get("@odata.nextLink") or ""
+            params = None  # the next link carries them
+
+    # --- passwords --------------------------------------------------------------------
+    def add_password(self, object_id: str, *, display_name: str, end: datetime) -> NewPassword:
+        response = self._call(
+            "POST", f"/applications/{object_id}/addPassword", "add client secret",
+            json={"passwordCredential": {"displayName": display_name, "endDateTime": iso(end)}},
+            retry_not_found=True,
+        )
+        data = response.json()
+        secret = SecretValue(str(data.pop("secretText")))
+        return NewPassword(PasswordCredential.from_graph(data), secret)
+
+    def remove_password(self, object_id: str, key_id: str) -> None:
+        """Remove a client secret; one that is already gone counts as removed."""
+        response = self._call(
+            "POST", f"/applications/{object_id}/removePassword", "remove client secret",
+            json={"keyId": key_id}, retry_not_found=True, ok=(200, 204, 400, 404),
+        )
+        if response.status_code in (400, 404):
+            app = self.get_application(object_id)
+            if app is not None and any(p.key_id == key_id for p in app.passwords):
+                raise _error(response, "remove client secret")
+
+    # --- service principal and owners -------------------------------------------------
+    def ensure_service_principal(self, client_id: str) -> str:
+        """Create the app's service principal, or find the one that exists. Returns its id."""
+        response = self._call(
+            "POST", "/servicePrincipals", "create service principal",
+            json={"appId": client_id}, retry_not_found=True, ok=(201, 400, 409),
+        )
+        if response.status_code == 201:
+            return str(response.json()["id"])
+        existing = self._call(
+            "GET", "/servicePrincipals" + _key("appId", client_id), "read service principal",
+            params={"$select": "id,appId"}, ok=(200, 404),
+        )
+        if existing.status_code == 404:
+            raise _error(response, "create service principal")
+        return str(existing.json()["id"])
+
+    def add_owner(self, object_id: str, user_object_id: str) -> None:
+        """Make a user an owner of the app; already being one counts as done."""
+        response = self._call(
+            "POST", f"/applications/{object_id}/owners/$ref", "add owner",
+            json={"@odata.id": f"{self.base_url}/v1.0/directoryObjects/{user_object_id}"},
+            retry_not_found=True, ok=(204, 400),
+        )
+        if response.status_code == 400 and b"already exist" not in response.content:
+            raise _error(response, "add owner")
+
+    def find_user(self, email_or_upn: str) -> str | None:
+        """The object id of the user with this UPN or mail, or None."""
+        response = self._call(
+            "GET", f"/users/{quote(email_or_upn, safe='@')}", "find user",
+            params={"$select": "id"}, ok=(200, 404),
+        )
+        return None if response.status_code == 404 else str(response.json()["id"])

@@ -1,0 +1,31 @@
+"""Every Slack callback, action and block ID, named once."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Callback(enum.StrEnum):
+    NEW_APP = "oauth_app_new"
+    DENY_REASON = "oauth_request_deny_reason"
+
+
+class Action(enum.StrEnum):
+    APPROVE = "request_approve"
+    DENY = "request_deny"
+    CANCEL = "request_cancel"
+    RETRY = "request_retry"
+    VALUE = "value"  # the one element inside each input block
+
+
+class Field(enum.StrEnum):
+    """Input block IDs; they are also the field names of bot.policy's validation errors."""
+
+    NAME = "name"
+    AUDIENCE = "audience"
+    REDIRECT_URI = "redirect_uri"
+    PLATFORM = "platform"
+    SECRET_DESCRIPTION = "secret_description"
+    SECRET_EXPIRY = "secret_expiry"
+    JUSTIFICATION = "justification"
+    DENY_REASON = "deny_reason"

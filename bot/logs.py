@@ -1,0 +1,56 @@
+"""Logging set-up with a filter that redacts anything shaped like a secret or a token."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+# Entra client secrets (e.g. "abC8Q~..."), Slack tokens, JWTs, bearer headers, signing secrets.
+_PATTERNS = [
+    re.compile(r"\b[A-Za-z0-9_\-.]{3}\dQ~[A-Za-z0-9_\-.~]{20,}"),  # Entra client secret shape
+    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+"),  # Slack tokens
+    re.compile(r"\bxapp-[A-Za-z0-9-]+"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWT
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r'(?i)("?(?:secretText|client_secret|signing_secret|value|password)"?\s*[:=]\s*"?)[^",&\s}]{6,}'),
+]
+_extra_values: set[str] = set()
+
+
+def redact_value(value: str) -> None:
+    """Register a literal (e.g. the configured signing secret) to be redacted everywhere."""
+    if len(value) >= 6:
+        _extra_values.add(value)
+
+
+def redact(text: str) -> str:
+    for literal in _extra_values:
+        text = text.replace(literal, "[REDACTED]")
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + "[REDACTED]", text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if record.exc_info:
+            formatted = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(formatted)
+            record.exc_info = None
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def configure(level: str = "INFO", stream: object = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("azure", "urllib3", "msal", "httpx", "httpcore", "slack_sdk", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,109 @@
+"""What the workflow tells people, sent through the Slack Web API (slack_sdk's WebClient).
+
+The WebClient's retry handlers are Slack's one retry layer: rate limits (honouring
+Retry-After), connection errors and 5xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot import blocks
+from bot.config import Settings
+from bot.exceptions import SlackError
+from bot.store import Request
+from bot.workflow import IssuedSecret
+
+log = logging.getLogger(__name__)
+
+
+def slack_retry_handlers() -> list[Any]:
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=3),
+        RateLimitErrorRetryHandler(max_retry_count=5),
+        ServerErrorRetryHandler(max_retry_count=3),
+    ]
+
+
+def make_web_client(settings: Settings) -> WebClient:
+    return WebClient(
+        token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
+        base_url=settings.slack_api_url,
+        timeout=int(settings.oauth_bot_http_timeout_seconds),
+        ssl=ssl.create_default_context(),  # the platform's trust store (SSL_CERT_FILE)
+        retry_handlers=slack_retry_handlers(),
+    )
+
+
+class SlackNotifier:
+    def __init__(self, client: WebClient, settings: Settings) -> None:
+        self._client = client
+        self._approval_channel = str(settings.oauth_bot_approval_channel)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        """Call a Web API method by its name, e.g. "chat.postMessage", with typed errors."""
+        try:
+            return getattr(self._client, method.replace(".", "_"))(**kwargs)
+        except SlackApiError as error:
+            code = error.response.get("error", "error") if error.response is not None else "error"
+            raise SlackError(f"Slack {method} failed: {code}", code=str(code)) from None
+        except SlackClientError as error:
+            raise SlackError(f"Slack {method} failed: {type(error).__name__}") from None
+
+    def _post(self, channel: str, message: blocks.Message, **extra: Any) -> Any:
+        text, body = message
+        return self._call("chat.postMessage", channel=channel, text=text, blocks=body, **extra)
+
+    def _dm(self, user_id: str, message: blocks.Message) -> None:
+        self._post(user_id, message)
+
+    def user_email(self, user_id: str) -> str | None:
+        try:
+            response = self._call("users.info", user=user_id)
+        except SlackError as error:
+            log.info("no email for %s: %s", user_id, error)
+            return None
+        email = response.get("user", {}).get("profile", {}).get("email")
+        return str(email) if email else None
+
+    def post_request_card(self, request: Request) -> tuple[str, str]:
+        response = self._post(self._approval_channel, blocks.request_card(request))
+        return str(response["channel"]), str(response["ts"])
+
+    def update_request_card(self, request: Request) -> None:
+        if request.card_channel and request.card_ts:
+            text, body = blocks.request_card(request)
+            self._call("chat.update", channel=request.card_channel, ts=request.card_ts, text=text, blocks=body)
+
+    def request_received(self, request: Request) -> None:
+        self._dm(request.requester_id, blocks.request_received(request, self._approval_channel))
+
+    def request_denied(self, request: Request) -> None:
+        self._dm(request.requester_id, blocks.request_denied(request))
+
+    def request_cancelled(self, request: Request) -> None:
+        self._dm(request.requester_id, blocks.simple(f"Request #{request.id} was cancelled."))
+
+    def request_expired(self, request: Request) -> None:
+        self._dm(
+            request.requester_id,
+            blocks.simple(f"Request #{request.id} expired: nobody decided in time. Ask again if you still need it."),
+        )
+
+    def secret_ready(self, request: Request, issued: IssuedSecret) -> None:
+        self._dm(request.requester_id, blocks.secret_ready(request, issued))
+
+    def request_failed(self, request: Request, message: str) -> None:
+        self._dm(request.requester_id, blocks.request_failed(request, message))
+        if request.card_channel and request.card_ts:
+            self._post(request.card_channel, blocks.request_failed(request, message), thread_ts=request.card_ts)

@@ -1,0 +1,180 @@
+"""Rules: what a valid request is, who may decide, how often one may ask."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from bot.config import Settings
+from bot.exceptions import NotAllowed, RateLimited, ValidationError
+from bot.graph import REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES
+from bot.store import OPEN_STATUSES, Request, Store
+
+MAX_NAME = 120
+MAX_DESCRIPTION = 120
+MAX_JUSTIFICATION = 2000
+MAX_REDIRECT_URI = 256
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+DEFAULT_SECRET_DESCRIPTION = "Created by oauth-bot"
+
+# The portal's wording for the four account types (each within Slack's 75-character limit).
+AUDIENCE_LABELS = {
+    "AzureADMyOrg": "Accounts in this organizational directory only (single tenant)",
+    "AzureADMultipleOrgs": "Accounts in any organizational directory (multitenant)",
+    "AzureADandPersonalMicrosoftAccount": (
+        "Accounts in any organizational directory and personal Microsoft accounts"
+    ),
+    "PersonalMicrosoftAccount": "Personal Microsoft accounts only",
+}
+PLATFORM_LABELS = {
+    "web": "Web",
+    "spa": "Single-page application (SPA)",
+    "publicClient": "Public client/native (mobile & desktop)",
+}
+
+
+@dataclass(frozen=True)
+class NewAppInput:
+    display_name: str
+    sign_in_audience: str
+    redirect_uri: str | None
+    redirect_platform: str | None
+    secret_description: str
+    secret_days: int
+    justification: str
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+
+
+def lifetime_label(days: int) -> str:
+    months = round(days / 30.4)
+    return f"{days} days ({months} months)" if days >= 60 else f"{days} days"
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """Why Entra would refuse this redirect URI, or None if it is acceptable."""
+    if len(uri) > MAX_REDIRECT_URI:
+        return f"Use at most {MAX_REDIRECT_URI} characters."
+    if any(ch.isspace() for ch in uri) or _has_control_characters(uri):
+        return "A redirect URI cannot contain spaces."
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "This is not a valid URL."
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        return "Enter an absolute URL starting with https:// (http:// only for localhost)."
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        return "Use https://. Plain http:// is allowed only for localhost."
+    if "*" in uri:
+        return "Wildcards are not allowed in redirect URIs."
+    if parts.fragment or "#" in uri:
+        return "A redirect URI cannot contain a fragment (#…)."
+    return None
+
+
+def validate_new_app(
+    settings: Settings,
+    *,
+    name: str | None,
+    audience: str | None,
+    redirect_uri: str | None,
+    platform: str | None,
+    secret_description: str | None,
+    secret_days: str | None,
+    justification: str | None,
+) -> NewAppInput:
+    """Check a new-app request; raise ValidationError with a message per bad field."""
+    errors: dict[str, str] = {}
+    display_name = (name or "").strip()
+    if not display_name:
+        errors["name"] = "Enter a name for the application."
+    elif len(display_name) > MAX_NAME:
+        errors["name"] = f"Use at most {MAX_NAME} characters (this one has {len(display_name)})."
+    elif _has_control_characters(display_name):
+        errors["name"] = "The name cannot contain line breaks or control characters."
+
+    sign_in_audience = audience or "AzureADMyOrg"
+    if sign_in_audience not in SIGN_IN_AUDIENCES:
+        errors["audience"] = "Choose one of the supported account types."
+
+    uri = (redirect_uri or "").strip() or None
+    chosen_platform = platform or "web"
+    if uri is not None:
+        problem = redirect_uri_problem(uri)
+        if problem:
+            errors["redirect_uri"] = problem
+    if chosen_platform not in REDIRECT_PLATFORMS:
+        errors["platform"] = "Choose Web, Single-page application or Public client."
+
+    description = (secret_description or "").strip() or DEFAULT_SECRET_DESCRIPTION
+    if len(description) > MAX_DESCRIPTION:
+        errors["secret_description"] = f"Use at most {MAX_DESCRIPTION} characters."
+    elif _has_control_characters(description):
+        errors["secret_description"] = "The description cannot contain line breaks or control characters."
+
+    days = settings.default_secret_days
+    if secret_days:
+        try:
+            days = int(secret_days)
+        except ValueError:
+            errors["secret_expiry"] = "Choose one of the listed lifetimes."
+    if "secret_expiry" not in errors:
+        maximum = settings.oauth_bot_max_secret_days
+        if days > maximum:
+            errors["secret_expiry"] = (
+                f"The longest lifetime allowed is {lifetime_label(maximum)}; choose a shorter one."
+            )
+        elif days not in settings.secret_lifetime_choices:
+            errors["secret_expiry"] = "Choose one of the listed lifetimes."
+
+    reason = (justification or "").strip()
+    if not reason:
+        errors["justification"] = "Tell the approvers what the application is for."
+    elif len(reason) > MAX_JUSTIFICATION:
+        errors["justification"] = f"Use at most {MAX_JUSTIFICATION} characters."
+
+    if errors:
+        raise ValidationError(errors)
+    return NewAppInput(
+        display_name=display_name,
+        sign_in_audience=sign_in_audience,
+        redirect_uri=uri,
+        redirect_platform=chosen_platform if uri else None,
+        secret_description=description,
+        secret_days=days,
+        justification=reason,
+    )
+
+
+def is_admin(settings: Settings, user_id: str) -> bool:
+    return user_id in settings.admins
+
+
+def check_can_decide(settings: Settings, user_id: str, request: Request) -> None:
+    """Only an admin may approve or deny, and never their own request."""
+    if not is_admin(settings, user_id):
+        raise NotAllowed("Only the oauth-bot admins can approve or deny requests.")
+    if request.requester_id == user_id:
+        raise NotAllowed("You cannot approve or deny your own request; another admin has to.")
+
+
+def check_request_limits(settings: Settings, store: Store, requester_id: str) -> None:
+    """Stop one person from flooding the approvers."""
+    open_requests = [r for r in store.requests_by(requester_id) if r.status in OPEN_STATUSES]
+    if len(open_requests) >= settings.oauth_bot_max_open_requests:
+        raise RateLimited(
+            f"You already have {len(open_requests)} open requests (the limit is "
+            f"{settings.oauth_bot_max_open_requests}). Wait for them to be decided, or cancel one."
+        )
+    recent = store.count_recent_requests(requester_id, store.now() - timedelta(hours=1))
+    if recent >= settings.oauth_bot_max_requests_per_hour:
+        raise RateLimited(
+            f"You have made {recent} requests in the last hour (the limit is "
+            f"{settings.oauth_bot_max_requests_per_hour}). Try again later."
+        )

@@ -1,0 +1,99 @@
+"""The one retry layer for Microsoft Graph: an httpx transport that retries under a budget.
+
+429 honours Retry-After; 5xx, timeouts and connection errors back off exponentially with
+full jitter; a 404 is retried only for requests marked `retry_not_found` (Graph's
+replication delay right after an application is created); a 409
+Directory_ConcurrencyViolation is retried. Everything stops at the total time budget,
+and the last answer (or error) is returned to the caller.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_NOT_FOUND = "retry_not_found"  # request extension: retry 404 (replication delay)
+
+
+@dataclass
+class RetryPolicy:
+    budget_seconds: float = 60.0
+    base_delay: float = 0.25
+    max_delay: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+
+    def backoff(self, attempt: int) -> float:
+        return self.rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _is_retryable(request: httpx.Request, response: httpx.Response) -> bool:
+    if response.status_code in RETRY_STATUSES:
+        return True
+    if response.status_code == 404 and request.extensions.get(RETRY_NOT_FOUND):
+        return True
+    if response.status_code == 409:
+        response.read()
+        return b"Directory_ConcurrencyViolation" in response.content
+    return False
+
+
+class RetryTransport(httpx.BaseTransport):
+    def __init__(self, inner: httpx.BaseTransport, policy: RetryPolicy) -> None:
+        self._inner = inner
+        self._policy = policy
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        policy = self._policy
+        deadline = policy.monotonic() + policy.budget_seconds
+        attempt = 0
+        while True:
+            try:
+                response = self._inner.handle_request(request)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
+                delay = policy.backoff(attempt)
+                if policy.monotonic() + delay >= deadline:
+                    raise
+                log.warning(
+                    "retrying %s %s after %s (attempt %d)",
+                    request.method, request.url.path, type(error).__name__, attempt + 1,
+                )
+            else:
+                if not _is_retryable(request, response):
+                    return response
+                delay = retry_after_seconds(response) if response.status_code == 429 else None
+                delay = policy.backoff(attempt) if delay is None else delay
+                if policy.monotonic() + delay >= deadline:
+                    return response
+                response.read()
+                response.close()
+                log.info(
+                    "retrying %s %s after HTTP %d in %.2fs (attempt %d)",
+                    request.method, request.url.path, response.status_code, delay, attempt + 1,
+                )
+            policy.sleep(delay)
+            attempt += 1
+
+    def close(self) -> None:
+        self._inner.close()

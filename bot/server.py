@@ -1,0 +1,188 @@
+"""`oauth-bot serve`: Bolt's AsyncApp behind aiohttp (HTTP mode) or Socket Mode.
+
+HTTP mode serves POST /slack/events (commands, interactivity, events) and GET /healthz
+(200 once the bot is ready). Socket Mode still serves /healthz for the orchestrator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import threading
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+import handlers
+from bot.config import Settings
+from bot.runtime import Services, build, warm_up
+
+log = logging.getLogger(__name__)
+
+
+def make_bolt_app(services: Services) -> AsyncApp:
+    settings = services.settings
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
+        base_url=settings.slack_api_url,
+        timeout=int(settings.oauth_bot_http_timeout_seconds),
+        # The platform's trust store (SSL_CERT_FILE), read when the bot starts.
+        ssl=ssl.create_default_context(),
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+    app = AsyncApp(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
+        # Socket Mode connections are authenticated by the app token instead of signatures.
+        request_verification_enabled=settings.slack_app_token is None,
+        raise_error_for_unhandled_request=False,
+    )
+    handlers.register(app, services)
+    return app
+
+
+class HttpServer:
+    def __init__(self, services: Services, bolt: AsyncApp) -> None:
+        self.services = services
+        self.bolt = bolt
+        self.ready = False
+        self.web = web.Application()
+        self.web.router.add_post("/slack/events", self._slack)
+        self.web.router.add_get("/healthz", self._healthz)
+
+    async def _slack(self, request: web.Request) -> web.Response:
+        bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        if not self.ready:
+            return web.json_response({"status": "starting"}, status=503)
+        return web.json_response({"status": "ok"})
+
+
+async def start_http(server: HttpServer, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(server.web, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner
+
+
+async def finish_listeners(timeout: float = 20.0) -> None:
+    """Let listeners that already acked finish their work (Bolt runs them as tasks)."""
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server: Any = site._server  # noqa: SLF001 - aiohttp keeps the bound socket here
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    raise RuntimeError("server is not listening")
+
+
+async def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: S104 - a container listens on all
+    """Run until SIGTERM/SIGINT."""
+    settings.require_for_serve()
+    services = build(settings)
+    bolt = make_bolt_app(services)
+    server = HttpServer(services, bolt)
+    runner = await start_http(server, host, settings.port)
+    await asyncio.to_thread(warm_up, services)
+    services.worker.start()
+    socket_handler = None
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        socket_handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+        await socket_handler.connect_async()
+        log.info("connected to Slack in Socket Mode")
+    server.ready = True
+    log.info("oauth-bot ready on port %d", bound_port(runner))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    server.ready = False
+    if socket_handler is not None:
+        await socket_handler.close_async()
+    await runner.cleanup()
+    await finish_listeners()
+    await asyncio.to_thread(services.close)
+
+
+class BackgroundBot:
+    """The whole bot in HTTP mode on 127.0.0.1 (a random port), on its own event-loop thread.
+
+    Used by `oauth-bot demo` and by the end-to-end tests; `serve` runs the same pieces.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Any = None, start_worker: bool = True) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._start_worker = start_worker
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.services: Services | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> BackgroundBot:
+        self._thread = threading.Thread(target=self._loop.run_forever, name="bot-loop", daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=60)
+        return self
+
+    async def _start(self) -> None:
+        services = build(self.settings, clock=self._clock)
+        self.services = services
+        server = HttpServer(services, make_bolt_app(services))
+        self._runner = await start_http(server, "127.0.0.1", 0)
+        self.port = bound_port(self._runner)
+        await asyncio.to_thread(warm_up, services)
+        if self._start_worker:
+            services.worker.start()
+        server.ready = True
+
+    def stop(self) -> None:
+        async def _stop() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            await finish_listeners()
+
+        if self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(timeout=30)
+        if self.services is not None:
+            self.services.close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = None
+
+    def __enter__(self) -> BackgroundBot:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

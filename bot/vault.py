@@ -1,0 +1,160 @@
+"""Azure Key Vault over azure-keyvault-secrets: deposit a client secret value, return where it is."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+)
+from azure.keyvault.secrets import SecretClient
+
+from bot.exceptions import VaultError, VaultPermissionError
+from bot.graph import SecretValue
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; client secret of a Microsoft Entra ID application"
+MAX_TAG_LENGTH = 256
+
+
+def secret_name_for(client_id: str) -> str:
+    """One vault secret per application; each rotation is a new version of it."""
+    return f"oauth-{client_id}"
+
+
+@dataclass(frozen=True)
+class VaultReference:
+    name: str
+    version: str
+    secret_id: str  # https://{vault}/secrets/{name}/{version}
+    portal_url: str
+    cli_command: str
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    version: str
+    tags: dict[str, str]
+
+
+class Vault:
+    def __init__(
+        self,
+        vault_url: str,
+        credential: TokenCredential,
+        *,
+        tenant_id: str,
+        portal_url: str,
+        timeout: float = 15.0,
+        budget_seconds: float = 60.0,
+        **client_options: Any,
+    ) -> None:
+        self.vault_url = vault_url.rstrip("/")
+        self._tenant_id = tenant_id
+        self._portal_url = portal_url.rstrip("/")
+        self._client = SecretClient(
+            self.vault_url,
+            credential,
+            connection_timeout=timeout,
+            read_timeout=timeout,
+            retry_total=6,
+            retry_backoff_factor=0.5,
+            retry_backoff_max=8,
+            timeout=budget_seconds,
+            **client_options,
+        )
+
+    @property
+    def vault_name(self) -> str:
+        return (urlsplit(self.vault_url).hostname or "").split(".")[0]
+
+    def reference(self, name: str, version: str) -> VaultReference:
+        secret_id = f"{self.vault_url}/secrets/{name}/{version}"
+        return VaultReference(
+            name=name,
+            version=version,
+            secret_id=secret_id,
+            portal_url=(
+                f"{self._portal_url}/#@{self._tenant_id}/asset/Microsoft_Azure_KeyVault/Secret/{secret_id}"
+            ),
+            cli_command=f"az keyvault secret show --id {secret_id} --query value -o tsv",
+        )
+
+    def deposit(
+        self, name: str, secret: SecretValue, *, expires_on: datetime | None, tags: dict[str, str]
+    ) -> VaultReference:
+        """Write the value as a new version of `name`."""
+        clean_tags = {k: v[:MAX_TAG_LENGTH] for k, v in tags.items()}
+        try:
+            stored = self._client.set_secret(
+                name,
+                secret.reveal(),
+                content_type=CONTENT_TYPE,
+                expires_on=expires_on,
+                tags=clean_tags,
+            )
+        except HttpResponseError as error:
+            raise _vault_error("store the secret value", error) from None
+        except AzureError as error:
+            raise VaultError(f"store the secret value failed: {type(error).__name__}") from None
+        version = str(stored.properties.version)
+        return self.reference(name, version)
+
+    def current(self, name: str) -> StoredVersion | None:
+        """The latest version's id and tags (never its value), or None."""
+        try:
+            properties = next(
+                iter(
+                    sorted(
+                        self._client.list_properties_of_secret_versions(name),
+                        key=lambda p: p.created_on or datetime.min,
+                        reverse=True,
+                    )
+                ),
+                None,
+            )
+        except ResourceNotFoundError:
+            return None
+        except HttpResponseError as error:
+            raise _vault_error("read the secret", error) from None
+        except AzureError as error:
+            raise VaultError(f"read the secret failed: {type(error).__name__}") from None
+        if properties is None:
+            return None
+        return StoredVersion(str(properties.version), dict(properties.tags or {}))
+
+    def check_access(self) -> None:
+        """Make one authenticated call (warms the auth challenge; used by start-up and doctor)."""
+        try:
+            self._client.get_secret("oauth-bot-access-check")
+        except ResourceNotFoundError:
+            return
+        except HttpResponseError as error:
+            raise _vault_error("reach the vault", error) from None
+        except AzureError as error:
+            raise VaultError(f"reach the vault failed: {type(error).__name__}") from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _vault_error(action: str, error: HttpResponseError) -> VaultError:
+    status = error.status_code
+    code = getattr(error.error, "code", None) if error.error else None
+    if status == 403 or isinstance(error, ClientAuthenticationError) and status != 401:
+        return VaultPermissionError(
+            f"Key Vault refused to {action} (HTTP 403 {code or 'Forbidden'}): give the bot's identity "
+            "the 'Key Vault Secrets Officer' role on the vault (or a set/get/list access policy)",
+            status=status,
+            code=code,
+        )
+    return VaultError(f"Key Vault could not {action}: HTTP {status} {code or ''}".strip(), status=status, code=code)

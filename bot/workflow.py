@@ -1,0 +1,462 @@
+"""The request state machine: submit → approve → create app → secret → vault → notify.
+
+Each step is written to the step log before and after it runs and is idempotent or
+guarded, so a run that stops anywhere can be run again to completion:
+- the application is created with an upsert on a uniqueName derived from the request;
+- a client secret is recorded as ours only once its value is in the vault; any other
+  secret found on the app (from a crash between addPassword and the vault write, or a
+  retried addPassword) is an orphan and is removed;
+- the secret value lives only in this process's memory between addPassword and the
+  vault write. If the vault write fails for good, the secret is removed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from bot.clock import utc
+from bot.config import Settings
+from bot.exceptions import Conflict, NotAllowed, OAuthBotError, RemoteError, VaultError
+from bot.graph import Application, GraphClient, NewPassword
+from bot.policy import NewAppInput, check_can_decide, check_request_limits
+from bot.store import Credential, Kind, ManagedApp, Request, Status, Store
+from bot.vault import Vault, VaultReference, secret_name_for
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+APP_TAG = "oauth-bot"
+OWNER_ROLE = "Application.ReadWrite.All"
+USER_READ_ROLE = "User.Read.All"
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """What the requester is told: IDs and where the value is — never the value."""
+
+    app: Application
+    tenant_id: str
+    key_id: str
+    description: str
+    hint: str
+    end: datetime
+    vault: VaultReference
+    verified: bool | None = None
+
+
+class Notifier(Protocol):
+    """What the workflow tells people. The Slack implementation lives in bot/notifier.py."""
+
+    def user_email(self, user_id: str) -> str | None: ...
+    def post_request_card(self, request: Request) -> tuple[str, str]: ...
+    def update_request_card(self, request: Request) -> None: ...
+    def request_received(self, request: Request) -> None: ...
+    def request_denied(self, request: Request) -> None: ...
+    def request_cancelled(self, request: Request) -> None: ...
+    def request_expired(self, request: Request) -> None: ...
+    def secret_ready(self, request: Request, issued: IssuedSecret) -> None: ...
+    def request_failed(self, request: Request, message: str) -> None: ...
+
+
+class Workflow:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        graph: GraphClient,
+        vault: Vault,
+        notifier: Notifier,
+        granted_roles: Callable[[], set[str]],
+        executor: ThreadPoolExecutor | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.graph = graph
+        self.vault = vault
+        self.notifier = notifier
+        self._granted_roles = granted_roles
+        self._pool = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def tenant_id(self) -> str:
+        return str(self.settings.azure_tenant_id)
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.oauth_bot_lease_seconds)
+
+    # --- decisions (called from Slack handlers) ---------------------------------------
+    def submit_new_app(self, *, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
+        """Store a pending request, post its approval card and confirm to the requester."""
+        check_request_limits(self.settings, self.store, requester_id)
+        request = self.store.add_request(
+            Request(
+                uid=uuid.uuid4().hex,
+                kind=Kind.NEW_APP,
+                status=Status.PENDING,
+                requester_id=requester_id,
+                team_id=team_id,
+                display_name=data.display_name,
+                sign_in_audience=data.sign_in_audience,
+                redirect_uri=data.redirect_uri,
+                redirect_platform=data.redirect_platform,
+                secret_description=data.secret_description,
+                secret_days=data.secret_days,
+                justification=data.justification,
+                notified=False,
+                attempts=0,
+            ),
+            ttl=timedelta(days=self.settings.oauth_bot_request_ttl_days),
+        )
+        self.store.audit(
+            requester_id, "request.submitted", request_id=request.id,
+            kind=request.kind, display_name=request.display_name,
+        )
+        self.announce(request)
+        return request
+
+    def announce(self, request: Request) -> None:
+        """Post the approval card (once) and confirm to the requester."""
+        if request.card_ts is None:
+            channel, ts = self.notifier.post_request_card(request)
+            self.store.update_request(request.id, card_channel=channel, card_ts=ts)
+            request.card_channel, request.card_ts = channel, ts
+        self.notifier.request_received(request)
+
+    def approve(self, request_id: int, *, actor: str) -> Request:
+        """Move pending → approved exactly once; the caller then hands it to the worker."""
+        request = self.store.get_request(request_id)
+        check_can_decide(self.settings, actor, request)
+        if not self.store.transition(
+            request_id, from_status=[Status.PENDING], to_status=Status.APPROVED,
+            approver_id=actor, decided_at=self.store.now(),
+        ):
+            raise Conflict(_already(self.store.get_request(request_id)))
+        self.store.audit(actor, "request.approved", request_id=request_id)
+        request = self.store.get_request(request_id)
+        self._safely(self.notifier.update_request_card, request)
+        return request
+
+    def deny(self, request_id: int, *, actor: str, reason: str) -> Request:
+        request = self.store.get_request(request_id)
+        check_can_decide(self.settings, actor, request)
+        if not self.store.transition(
+            request_id, from_status=[Status.PENDING], to_status=Status.DENIED,
+            approver_id=actor, decided_at=self.store.now(), deny_reason=reason,
+        ):
+            raise Conflict(_already(self.store.get_request(request_id)))
+        self.store.audit(actor, "request.denied", request_id=request_id, reason_length=len(reason))
+        request = self.store.get_request(request_id)
+        self._safely(self.notifier.update_request_card, request)
+        self._safely(self.notifier.request_denied, request)
+        return request
+
+    def cancel(self, request_id: int, *, actor: str) -> Request:
+        request = self.store.get_request(request_id)
+        if request.requester_id != actor:
+            raise NotAllowed("Only the person who asked can cancel a request.")
+        if not self.store.transition(
+            request_id, from_status=[Status.PENDING], to_status=Status.CANCELLED,
+            decided_at=self.store.now(),
+        ):
+            raise Conflict(_already(self.store.get_request(request_id)))
+        self.store.audit(actor, "request.cancelled", request_id=request_id)
+        request = self.store.get_request(request_id)
+        self._safely(self.notifier.update_request_card, request)
+        self._safely(self.notifier.request_cancelled, request)
+        return request
+
+    def retry(self, request_id: int, *, actor: str) -> Request:
+        """An admin sends a failed request through the workflow again (every step is safe to repeat)."""
+        request = self.store.get_request(request_id)
+        check_can_decide(self.settings, actor, request)
+        if not self.store.transition(
+            request_id, from_status=[Status.FAILED], to_status=Status.APPROVED, error=None,
+        ):
+            raise Conflict(_already(self.store.get_request(request_id)))
+        self.store.audit(actor, "request.retried", request_id=request_id)
+        request = self.store.get_request(request_id)
+        self._safely(self.notifier.update_request_card, request)
+        return request
+
+    def expire_stale(self) -> list[int]:
+        """Pending requests past their time: the card says so, the requester is told."""
+        expired = []
+        for request in self.store.expired_pending():
+            if self.store.transition(request.id, from_status=[Status.PENDING], to_status=Status.EXPIRED):
+                self.store.audit("oauth-bot", "request.expired", request_id=request.id)
+                fresh = self.store.get_request(request.id)
+                self._safely(self.notifier.update_request_card, fresh)
+                self._safely(self.notifier.request_expired, fresh)
+                expired.append(request.id)
+        return expired
+
+    # --- execution (called by the worker) ---------------------------------------------
+    def execute(self, request_id: int) -> bool:
+        """Run an approved request to its end if this worker can claim it. True if it ran."""
+        if not self.store.claim(request_id, self.worker_id, self.lease):
+            return False
+        try:
+            request = self.store.get_request(request_id)
+            try:
+                if request.kind == Kind.NEW_APP:
+                    self._run_new_app(request)
+                else:
+                    raise Conflict(f"request kind {request.kind} is not supported yet")
+            except OAuthBotError as error:
+                self._fail(request, str(error))
+            except Exception:
+                log.exception("request %s failed unexpectedly", request_id)
+                self._fail(request, "an unexpected error stopped it; the admins can retry it")
+        finally:
+            self.store.release(request_id, self.worker_id)
+        return True
+
+    def _fail(self, request: Request, message: str) -> None:
+        self.store.record_step(request.id, "request", "failed", error=message)
+        self.store.transition(request.id, from_status=[Status.APPROVED], to_status=Status.FAILED, error=message)
+        self.store.audit("oauth-bot", "request.failed", request_id=request.id, error=message)
+        fresh = self.store.get_request(request.id)
+        self._safely(self.notifier.update_request_card, fresh)
+        self._safely(self.notifier.request_failed, fresh, message)
+
+    def _step(self, request: Request, name: str, action: Callable[[], T], **detail: Any) -> T:
+        """Run one step between a 'started' and a 'finished' (or 'failed') record."""
+        self.store.claim(request.id, self.worker_id, self.lease)  # renew the lease
+        self.store.record_step(request.id, name, "started", **detail)
+        try:
+            result = action()
+        except OAuthBotError as error:
+            self.store.record_step(request.id, name, "failed", error=str(error))
+            raise
+        self.store.record_step(request.id, name, "finished", **_ids(result))
+        return result
+
+    def _run_new_app(self, request: Request) -> None:
+        app = self._step(request, "create_app", lambda: self._create_app(request))
+        if request.client_id is None:
+            self.store.update_request(request.id, client_id=app.client_id, object_id=app.object_id)
+            request.client_id, request.object_id = app.client_id, app.object_id
+            self.store.audit(
+                "oauth-bot", "app.created", request_id=request.id, client_id=app.client_id,
+                object_id=app.object_id, display_name=app.display_name,
+            )
+        self.store.add_managed_app(
+            ManagedApp(
+                client_id=app.client_id, object_id=app.object_id, display_name=app.display_name,
+                sign_in_audience=app.sign_in_audience,
+                vault_secret_name=secret_name_for(app.client_id), request_id=request.id,
+            ),
+            owners={request.requester_id: None},
+        )
+        # The service principal and the owner are not on the way to the secret: overlap them.
+        side_steps = [
+            self._pool.submit(self._step, request, "service_principal",
+                              lambda: self.graph.ensure_service_principal(app.client_id)),
+            self._pool.submit(self._step, request, "owners", lambda: self._add_entra_owner(request, app)),
+        ]
+        issued = self._issue_secret(request, app)
+        for future in side_steps:
+            future.result()
+        self._finish(request, issued)
+
+    def _create_app(self, request: Request) -> Application:
+        body: dict[str, Any] = {
+            "displayName": request.display_name,
+            "signInAudience": request.sign_in_audience,
+            "tags": [APP_TAG],
+            "notes": (
+                f"Created by oauth-bot for request #{request.id}, asked by Slack user "
+                f"{request.requester_id}, approved by {request.approver_id}."
+            ),
+        }
+        if request.redirect_uri and request.redirect_platform:
+            body[request.redirect_platform] = {"redirectUris": [request.redirect_uri]}
+        return self.graph.upsert_application(f"oauth-bot-{request.uid}", body)
+
+    def _add_entra_owner(self, request: Request, app: Application) -> str | None:
+        """Make the requester an Entra owner when the bot has the permissions to; else None."""
+        roles = self._granted_roles()
+        if OWNER_ROLE not in roles or USER_READ_ROLE not in roles:
+            return None
+        email = self.notifier.user_email(request.requester_id)
+        user_id = self.graph.find_user(email) if email else None
+        if user_id is None:
+            return None
+        self.graph.add_owner(app.object_id, user_id)
+        self.store.set_entra_owner(app.client_id, request.requester_id, user_id)
+        self.store.audit(
+            "oauth-bot", "app.owner_added", request_id=request.id, client_id=app.client_id,
+            entra_user_id=user_id,
+        )
+        return user_id
+
+    # --- the secret ---------------------------------------------------------------------
+    def _issue_secret(self, request: Request, app: Application) -> IssuedSecret:
+        """addPassword → vault, once, with orphans from earlier attempts removed."""
+        if request.key_id and request.vault_secret_id:
+            return self._issued_from_record(request, app)
+        if self._steps_started(request, "add_password"):
+            adopted = self._adopt_from_vault(request, app)
+            if adopted is not None:
+                return adopted
+            self._remove_orphans(request, app.object_id, keep=set())
+        end = self.store.now() + timedelta(days=request.secret_days)
+        new = self._step(
+            request, "add_password",
+            lambda: self.graph.add_password(app.object_id, display_name=request.secret_description, end=end),
+        )
+        self.store.audit(
+            "oauth-bot", "secret.added", request_id=request.id, client_id=app.client_id,
+            key_id=new.credential.key_id,
+        )
+        reference = self._deposit(request, app, new)
+        return self._record_secret(request, app, new.credential.key_id, new.credential.hint,
+                                   new.credential.end or end, reference)
+
+    def _deposit(self, request: Request, app: Application, new: NewPassword) -> VaultReference:
+        name = secret_name_for(app.client_id)
+        tags = {
+            "client-id": app.client_id,
+            "secret-id": new.credential.key_id,
+            "request-id": str(request.id),
+            "requester": request.requester_id,
+            "app-name": app.display_name,
+            "managed-by": APP_TAG,
+        }
+        try:
+            return self._step(
+                request, "vault",
+                lambda: self.vault.deposit(name, new.secret, expires_on=new.credential.end, tags=tags),
+                secret_name=name, key_id=new.credential.key_id,
+            )
+        except VaultError as error:
+            # Nobody will ever hold this value: take the credential away again.
+            self._step(
+                request, "remove_password",
+                lambda: self.graph.remove_password(app.object_id, new.credential.key_id),
+                key_id=new.credential.key_id,
+            )
+            self.store.audit(
+                "oauth-bot", "secret.removed", request_id=request.id, client_id=app.client_id,
+                key_id=new.credential.key_id, reason="vault write failed",
+            )
+            raise VaultError(
+                f"{error} The new client secret was removed again, so no credential exists "
+                "whose value nobody holds.",
+                status=error.status, code=error.code,
+            ) from None
+
+    def _record_secret(
+        self, request: Request, app: Application, key_id: str, hint: str, end: datetime,
+        reference: VaultReference,
+    ) -> IssuedSecret:
+        self.store.add_credential(
+            Credential(
+                key_id=key_id, client_id=app.client_id, description=request.secret_description,
+                hint=hint, end=end, vault_secret_id=reference.secret_id, status="active",
+                request_id=request.id,
+            )
+        )
+        self.store.update_request(request.id, key_id=key_id, secret_end=end, vault_secret_id=reference.secret_id)
+        request.key_id, request.secret_end, request.vault_secret_id = key_id, end, reference.secret_id
+        self.store.audit(
+            "oauth-bot", "secret.stored", request_id=request.id, client_id=app.client_id,
+            key_id=key_id, vault_secret_id=reference.secret_id,
+        )
+        return IssuedSecret(
+            app=app, tenant_id=self.tenant_id, key_id=key_id, description=request.secret_description,
+            hint=hint, end=end, vault=reference,
+        )
+
+    def _issued_from_record(self, request: Request, app: Application) -> IssuedSecret:
+        assert request.key_id and request.vault_secret_id and request.secret_end
+        credential = self.store.credential(request.key_id)
+        name, version = request.vault_secret_id.rstrip("/").split("/")[-2:]
+        return IssuedSecret(
+            app=app, tenant_id=self.tenant_id, key_id=request.key_id,
+            description=request.secret_description, hint=credential.hint if credential else "",
+            end=utc(request.secret_end), vault=self.vault.reference(name, version),
+        )
+
+    def _adopt_from_vault(self, request: Request, app: Application) -> IssuedSecret | None:
+        """After a crash right after the vault write: the vault's latest version names the
+        secret it holds; if that secret is still on the app, it is ours."""
+        name = secret_name_for(app.client_id)
+        current = self.vault.current(name)
+        if current is None or current.tags.get("request-id") != str(request.id):
+            return None
+        fresh = self.graph.get_application(app.object_id)
+        key_id = current.tags.get("secret-id")
+        on_app = next((p for p in (fresh.passwords if fresh else ()) if p.key_id == key_id), None)
+        if on_app is None or on_app.end is None:
+            return None
+        self._remove_orphans(request, app.object_id, keep={on_app.key_id})
+        return self._record_secret(request, app, on_app.key_id, on_app.hint, on_app.end,
+                                   self.vault.reference(name, current.version))
+
+    def _remove_orphans(self, request: Request, object_id: str, *, keep: set[str]) -> None:
+        """Remove every client secret on the app whose value the vault does not hold."""
+        app = self.graph.get_application(object_id)
+        if app is None:
+            return
+        held = {c.key_id for c in self.store.credentials(app.client_id)} | keep
+        for password in app.passwords:
+            if password.key_id not in held:
+                self._step(
+                    request, "remove_orphan",
+                    lambda key_id=password.key_id: self.graph.remove_password(object_id, key_id),
+                    key_id=password.key_id,
+                )
+                self.store.audit(
+                    "oauth-bot", "secret.removed", request_id=request.id, client_id=app.client_id,
+                    key_id=password.key_id, reason="orphan: no value in the vault",
+                )
+
+    def _steps_started(self, request: Request, name: str) -> bool:
+        return any(s.step == name and s.state == "started" for s in self.store.steps(request.id))
+
+    # --- the end ------------------------------------------------------------------------
+    def _finish(self, request: Request, issued: IssuedSecret) -> None:
+        if not request.notified:
+            self._step(request, "notify", lambda: self.notifier.secret_ready(request, issued))
+            self.store.update_request(request.id, notified=True)
+        self.store.transition(request.id, from_status=[Status.APPROVED], to_status=Status.COMPLETED)
+        self.store.audit("oauth-bot", "request.completed", request_id=request.id, client_id=issued.app.client_id)
+        self._safely(self.notifier.update_request_card, self.store.get_request(request.id))
+
+    def _safely(self, action: Callable[..., Any], *args: Any) -> None:
+        """Slack side effects after a decision is stored must not undo the decision."""
+        try:
+            action(*args)
+        except (RemoteError, OAuthBotError) as error:
+            log.warning("could not %s: %s", getattr(action, "__name__", "notify"), error)
+
+    def submit_async(self, request_id: int) -> Future[bool]:
+        return self._pool.submit(self.execute, request_id)
+
+
+def _already(request: Request) -> str:
+    return f"Request #{request.id} is already {request.status}."
+
+
+def _ids(result: Any) -> dict[str, Any]:
+    """What a step's result contributes to the step log: identifiers only."""
+    if isinstance(result, Application):
+        return {"client_id": result.client_id, "object_id": result.object_id}
+    if isinstance(result, NewPassword):
+        return {"key_id": result.credential.key_id}
+    if isinstance(result, VaultReference):
+        return {"secret_id": result.secret_id}
+    if isinstance(result, str):
+        return {"id": result}
+    return {}

@@ -1,0 +1,22 @@
+"""Events: the App Home tab."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import home
+from bot.runtime import Services
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    @app.event("app_home_opened")
+    async def home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user_id = event["user"]
+        view = await asyncio.to_thread(home.build_home, services.settings, services.store, user_id)
+        await client.views_publish(user_id=user_id, view=view)

@@ -1,0 +1,76 @@
+"""Modal submissions: the new-app form and the deny reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.exceptions import OAuthBotError, RateLimited, ValidationError
+from bot.ids import Callback, Field
+from bot.policy import check_request_limits, validate_new_app
+from bot.runtime import Services
+from handlers.text import state_value
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    settings, workflow = services.settings, services.workflow
+
+    @app.view(Callback.NEW_APP)
+    async def new_app_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        user_id = body["user"]["id"]
+        try:
+            data = validate_new_app(
+                settings,
+                name=state_value(view, Field.NAME),
+                audience=state_value(view, Field.AUDIENCE),
+                redirect_uri=state_value(view, Field.REDIRECT_URI),
+                platform=state_value(view, Field.PLATFORM),
+                secret_description=state_value(view, Field.SECRET_DESCRIPTION),
+                secret_days=state_value(view, Field.SECRET_EXPIRY),
+                justification=state_value(view, Field.JUSTIFICATION),
+            )
+            await asyncio.to_thread(check_request_limits, settings, services.store, user_id)
+        except ValidationError as error:
+            await ack(response_action="errors", errors=error.fields)
+            return
+        except RateLimited as error:
+            await ack(response_action="errors", errors={Field.NAME: str(error)})
+            return
+        await ack()
+        team_id = (body.get("team") or {}).get("id")
+        try:
+            await asyncio.to_thread(workflow.submit_new_app, requester_id=user_id, team_id=team_id, data=data)
+        except OAuthBotError as error:
+            await client.chat_postMessage(channel=user_id, text=f"Your request could not be filed: {error}")
+
+    @app.view(Callback.DENY_REASON)
+    async def deny_reason_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        user_id = body["user"]["id"]
+        reason = (state_value(view, Field.DENY_REASON) or "").strip()
+        if not reason:
+            await ack(response_action="errors", errors={Field.DENY_REASON: "Tell the requester why."})
+            return
+        if len(reason) > 2000:
+            await ack(response_action="errors", errors={Field.DENY_REASON: "Use at most 2000 characters."})
+            return
+        try:
+            request_id = int(json.loads(view.get("private_metadata") or "{}")["request_id"])
+        except (ValueError, KeyError, TypeError):
+            await ack(response_action="errors", errors={Field.DENY_REASON: "This form is out of date."})
+            return
+        await ack()
+        try:
+            await asyncio.to_thread(workflow.deny, request_id, actor=user_id, reason=reason)
+        except OAuthBotError as error:
+            await client.chat_postMessage(channel=user_id, text=f"Not denied: {error}")

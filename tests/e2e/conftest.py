@@ -1,0 +1,97 @@
+"""End-to-end fixtures: the loopback fakes, the bot serving HTTP, and a Slack driver."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.fakes.cloud import SIGNING_SECRET, FakeCloud
+from bot.fakes.slack_driver import SlackDriver
+from bot.server import BackgroundBot
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll for a condition the bot reaches asynchronously; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCloud]:
+    with FakeCloud(tmp_path_factory.mktemp("ca")) as fakes:
+        yield fakes
+
+
+@pytest.fixture(autouse=True)
+def _trust_and_reset(_clean_environment: None, cloud: FakeCloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Clients trust the fakes' CA through the standard variables; faults never leak between tests."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(cloud.ca.bundle_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cloud.ca.bundle_path))
+    yield
+    for server in cloud.servers:
+        server.clear_faults()
+    cloud.graph.replication_delay = 0.0
+    cloud.vault.forbid_writes = False
+
+
+class LogCapture:
+    """Every log record of every logger, formatted with its traceback, at DEBUG."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+        self.handler = logging.StreamHandler(self.stream)
+        self.handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+        self.handler.setLevel(logging.DEBUG)
+
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    capture = LogCapture()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(capture.handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield capture
+    finally:
+        root.removeHandler(capture.handler)
+        root.setLevel(old_level)
+
+
+@pytest.fixture
+def database_path(tmp_path: Path) -> Path:
+    return tmp_path / "oauth-bot.db"
+
+
+@pytest.fixture
+def bot_settings(cloud: FakeCloud, database_path: Path) -> dict[str, Any]:
+    """Overrides a test may change before the bot starts."""
+    return {"oauth_bot_retry_budget_seconds": 20.0}
+
+
+@pytest.fixture
+def bot(cloud: FakeCloud, database_path: Path, bot_settings: dict[str, Any]) -> Iterator[BackgroundBot]:
+    settings = cloud.settings(f"sqlite:///{database_path}", **bot_settings)
+    with BackgroundBot(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def slack(cloud: FakeCloud, bot: BackgroundBot) -> Iterator[SlackDriver]:
+    with SlackDriver(app_url=bot.url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as driver:
+        yield driver
