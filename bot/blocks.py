@@ -106,7 +106,8 @@ def new_app_modal(settings: Settings, *, name: str = "", channel_id: str | None 
                 label="Name",
                 hint="The user-facing display name for this application.",
                 element=PlainTextInputElement(
-                    action_id=Action.VALUE, initial_value=name[:3000] or None,
+                    action_id=Action.VALUE,
+                    initial_value=name[:3000] or None,
                     placeholder="e.g. billing-api",
                 ),
             ),
@@ -184,7 +185,8 @@ def deny_reason_modal(request_id: int) -> dict[str, Any]:
 def _request_rows(request: Request) -> list[tuple[str, Any]]:
     redirect = (
         f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
-        if request.redirect_uri else None
+        if request.redirect_uri
+        else None
     )
     return [
         ("Requester", _user(request.requester_id)),
@@ -203,11 +205,19 @@ def _status_line(request: Request) -> list[Any] | None:
         case Status.APPROVED:
             return [_text("Approved by ", bold=True), *approver, _text(" — creating…")]
         case Status.COMPLETED:
-            return [_text("Approved by ", bold=True), *approver, _text(" — done: "),
-                    _text(request.client_id or "", code=True)]
+            return [
+                _text("Approved by ", bold=True),
+                *approver,
+                _text(" — done: "),
+                _text(request.client_id or "", code=True),
+            ]
         case Status.FAILED:
-            return [_text("Approved by ", bold=True), *approver, _text(" — failed: "),
-                    _text(request.error or "unknown error")]
+            return [
+                _text("Approved by ", bold=True),
+                *approver,
+                _text(" — failed: "),
+                _text(request.error or "unknown error"),
+            ]
         case Status.DENIED:
             return [_text("Denied by ", bold=True), *approver, _text(" — "), _text(request.deny_reason or "")]
         case Status.CANCELLED:
@@ -229,21 +239,32 @@ def request_card(request: Request) -> Message:
             ActionsBlock(
                 block_id=f"decide-{request.id}",
                 elements=[
-                    ButtonElement(text="Approve", action_id=Action.APPROVE, value=str(request.id), style="primary"),
+                    ButtonElement(
+                        text="Approve", action_id=Action.APPROVE, value=str(request.id), style="primary"
+                    ),
                     ButtonElement(text="Deny", action_id=Action.DENY, value=str(request.id), style="danger"),
                 ],
             )
         )
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text=f"Expires {date(request.expires_at)} if nobody decides. Admins only; not your own request."
-        )]))
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"Expires {date(request.expires_at)} if nobody decides. "
+                        "Admins only; not your own request."
+                    )
+                ]
+            )
+        )
     elif status is not None:
         blocks.append(RichTextBlock(elements=[RichTextSectionElement(elements=status)]))
         if request.status == Status.FAILED:
-            blocks.append(ActionsBlock(
-                block_id=f"retry-{request.id}",
-                elements=[ButtonElement(text="Retry", action_id=Action.RETRY, value=str(request.id))],
-            ))
+            blocks.append(
+                ActionsBlock(
+                    block_id=f"retry-{request.id}",
+                    elements=[ButtonElement(text="Retry", action_id=Action.RETRY, value=str(request.id))],
+                )
+            )
     text = f"{title} request #{request.id}: {request.status}"
     return text, _dicts(blocks)
 
@@ -251,12 +272,18 @@ def request_card(request: Request) -> Message:
 # --- messages to the requester --------------------------------------------------------
 def request_received(request: Request, approval_channel: str) -> Message:
     blocks: list[Block] = [
-        RichTextBlock(elements=[RichTextSectionElement(elements=[
-            _text(f"Request #{request.id} sent. "),
-            _text("The admins decide in "),
-            RichTextElementParts.Channel(channel_id=approval_channel),
-            _text("; you will get the IDs and a Key Vault link here once it is approved."),
-        ])]),
+        RichTextBlock(
+            elements=[
+                RichTextSectionElement(
+                    elements=[
+                        _text(f"Request #{request.id} sent. "),
+                        _text("The admins decide in "),
+                        RichTextElementParts.Channel(channel_id=approval_channel),
+                        _text("; you will get the IDs and a Key Vault link here once it is approved."),
+                    ]
+                )
+            ]
+        ),
         facts(_request_rows(request)[1:]),
         ActionsBlock(
             block_id=f"cancel-{request.id}",
@@ -267,7 +294,9 @@ def request_received(request: Request, approval_channel: str) -> Message:
 
 
 def secret_ready(request: Request, issued: IssuedSecret) -> Message:
-    verified = {True: "yes, a token was issued with it", False: "not verified yet", None: None}[issued.verified]
+    verified = {True: "yes, a token was issued with it", False: "not verified yet", None: None}[
+        issued.verified
+    ]
     rows: list[tuple[str, Any]] = [
         ("App name", issued.app.display_name),
         ("Application (client) ID", _code(issued.app.client_id)),
@@ -281,37 +310,60 @@ def secret_ready(request: Request, issued: IssuedSecret) -> Message:
     if verified:
         rows.append(("Verified", verified))
     blocks: list[Block] = [
-        HeaderBlock(text="Your client secret is ready" if request.kind == Kind.ROTATE
-                    else "Your app registration is ready"),
+        HeaderBlock(
+            text="Your client secret is ready"
+            if request.kind == Kind.ROTATE
+            else "Your app registration is ready"
+        ),
         facts(rows),
-        RichTextBlock(elements=[
-            RichTextSectionElement(elements=[_text("Read the value with the Azure CLI:")]),
-            RichTextPreformattedElement(elements=[_text(issued.vault.cli_command)]),
-        ]),
-        ContextBlock(elements=[MarkdownTextObject(
-            text=f"Request #{request.id}. The value is not shown in Slack; it is only in the vault."
-        )]),
+        RichTextBlock(
+            elements=[
+                RichTextSectionElement(elements=[_text("Read the value with the Azure CLI:")]),
+                RichTextPreformattedElement(elements=[_text(issued.vault.cli_command)]),
+            ]
+        ),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Request #{request.id}. The value is not shown in Slack; it is only in the vault."
+                )
+            ]
+        ),
     ]
     return f"Request #{request.id} is done: client ID {issued.app.client_id}.", _dicts(blocks)
 
 
 def request_failed(request: Request, message: str) -> Message:
     blocks: list[Block] = [
-        RichTextBlock(elements=[RichTextSectionElement(elements=[
-            _text(f"Request #{request.id} failed: ", bold=True), _text(message),
-            _text("\nThe admins have been told and can retry it."),
-        ])])
+        RichTextBlock(
+            elements=[
+                RichTextSectionElement(
+                    elements=[
+                        _text(f"Request #{request.id} failed: ", bold=True),
+                        _text(message),
+                        _text("\nThe admins have been told and can retry it."),
+                    ]
+                )
+            ]
+        )
     ]
     return f"Request #{request.id} failed.", _dicts(blocks)
 
 
 def request_denied(request: Request) -> Message:
     blocks: list[Block] = [
-        RichTextBlock(elements=[RichTextSectionElement(elements=[
-            _text(f"Request #{request.id} was denied by ", bold=True),
-            _user(request.approver_id or ""),
-            _text(".\nReason: "), _text(request.deny_reason or "none given"),
-        ])])
+        RichTextBlock(
+            elements=[
+                RichTextSectionElement(
+                    elements=[
+                        _text(f"Request #{request.id} was denied by ", bold=True),
+                        _user(request.approver_id or ""),
+                        _text(".\nReason: "),
+                        _text(request.deny_reason or "none given"),
+                    ]
+                )
+            ]
+        )
     ]
     return f"Request #{request.id} was denied.", _dicts(blocks)
 

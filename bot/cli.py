@@ -26,7 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    return run_demo(verbose=args.verbose)
+    return int(run_demo(verbose=args.verbose))
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -45,8 +45,13 @@ def _audit_export(args: argparse.Namespace) -> int:
     events = store.audit_events()
     rows: list[dict[str, Any]] = [
         {
-            "id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
-            "request_id": e.request_id, "client_id": e.client_id, "detail": e.detail,
+            "id": e.id,
+            "at": e.at.isoformat(),
+            "actor": e.actor,
+            "action": e.action,
+            "request_id": e.request_id,
+            "client_id": e.client_id,
+            "detail": e.detail,
         }
         for e in events
     ]
@@ -56,7 +61,9 @@ def _audit_export(args: argparse.Namespace) -> int:
             for row in rows:
                 out.write(json.dumps(row) + "\n")
         else:
-            writer = csv.DictWriter(out, fieldnames=["id", "at", "actor", "action", "request_id", "client_id", "detail"])
+            writer = csv.DictWriter(
+                out, fieldnames=["id", "at", "actor", "action", "request_id", "client_id", "detail"]
+            )
             writer.writeheader()
             for row in rows:
                 writer.writerow({**row, "detail": json.dumps(row["detail"])})
@@ -69,10 +76,14 @@ def _audit_export(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="oauth-bot", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP on $PORT)")
+    commands.add_parser(
+        "serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP on $PORT)"
+    )
     demo = commands.add_parser("demo", help="play the whole story locally against built-in fakes")
     demo.add_argument("--verbose", action="store_true", help="also print the bot's log")
-    commands.add_parser("doctor", help="check the configuration, Slack, Entra, Graph, Key Vault and the database")
+    commands.add_parser(
+        "doctor", help="check the configuration, Slack, Entra, Graph, Key Vault and the database"
+    )
     audit = commands.add_parser("audit", help="the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     export = audit_commands.add_parser("export", help="write the audit log for a SIEM")

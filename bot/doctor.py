@@ -27,7 +27,11 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
             failures += 1
             out(f"FAIL  {name}: {error}")
 
-    check("configuration", lambda: (settings.require_for_serve(), "complete")[1])
+    def configuration() -> str:
+        settings.require_for_serve()
+        return "complete"
+
+    check("configuration", configuration)
 
     def slack() -> str:
         response = make_web_client(settings).auth_test()
@@ -41,8 +45,10 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
         roles = tokens[0].graph_roles()
         if NEEDED_ROLE not in roles and "Application.ReadWrite.All" not in roles:
             raise OAuthBotError(f"the bot's app has no {NEEDED_ROLE} application permission (admin consent)")
-        extra = "adds requesters as Entra owners" if {OWNER_ROLE, USER_READ_ROLE} <= roles else (
-            f"owners of record only (grant {OWNER_ROLE} and {USER_READ_ROLE} to add Entra owners)"
+        extra = (
+            "adds requesters as Entra owners"
+            if {OWNER_ROLE, USER_READ_ROLE} <= roles
+            else (f"owners of record only (grant {OWNER_ROLE} and {USER_READ_ROLE} to add Entra owners)")
         )
         return f"token issued; roles {sorted(roles)}; {extra}"
 
@@ -53,8 +59,12 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
 
         if not tokens:
             raise OAuthBotError("skipped: no token")
-        Vault(str(settings.key_vault_url), tokens[0].credential(), tenant_id=str(settings.azure_tenant_id),
-              portal_url=settings.cloud.portal_url).check_access()
+        Vault(
+            str(settings.key_vault_url),
+            tokens[0].credential(),
+            tenant_id=str(settings.azure_tenant_id),
+            portal_url=settings.cloud.portal_url,
+        ).check_access()
         return f"{settings.key_vault_url} answers with the bot's token"
 
     check("Key Vault", vault)

@@ -13,7 +13,7 @@ import httpx
 
 from bot.clock import iso, parse_iso
 from bot.exceptions import GraphError, LifetimePolicyError
-from bot.retry import RETRY_NOT_FOUND, RetryPolicy, RetryTransport
+from bot.retry import RETRY_REPLICATION, RetryPolicy, RetryTransport
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,7 @@ class Application:
             client_id=str(data["appId"]),
             display_name=str(data.get("displayName") or ""),
             sign_in_audience=str(data.get("signInAudience") or ""),
-            passwords=tuple(
-                PasswordCredential.from_graph(p) for p in data.get("passwordCredentials") or ()
-            ),
+            passwords=tuple(PasswordCredential.from_graph(p) for p in data.get("passwordCredentials") or ()),
         )
 
 
@@ -145,13 +143,17 @@ class GraphClient:
         json: Any = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
-        retry_not_found: bool = False,
+        retry_replication: bool = False,
         ok: tuple[int, ...] = (200, 201, 204),
     ) -> httpx.Response:
         try:
             response = self._http.request(
-                method, path, json=json, params=params, headers=headers,
-                extensions={RETRY_NOT_FOUND: retry_not_found},
+                method,
+                path,
+                json=json,
+                params=params,
+                headers=headers,
+                extensions={RETRY_REPLICATION: retry_replication},
             )
         except httpx.HTTPError as error:
             raise GraphError(f"{action} failed: {type(error).__name__} talking to Graph") from None
@@ -167,7 +169,10 @@ class GraphClient:
         """
         path = "/applications" + _key("uniqueName", unique_name)
         response = self._call(
-            "PATCH", path, "create application", json=body,
+            "PATCH",
+            path,
+            "create application",
+            json=body,
             headers={"Prefer": "create-if-missing"},
         )
         if response.status_code == 201:
@@ -187,13 +192,11 @@ class GraphClient:
         return self._get_app("/applications" + _key("appId", client_id))
 
     def _get_app(self, path: str) -> Application | None:
-        response = self._call(
-            "GET", path, "read application", params={"$select": APP_SELECT}, ok=(200, 404)
-        )
+        response = self._call("GET", path, "read application", params={"$select": APP_SELECT}, ok=(200, 404))
         return None if response.status_code == 404 else Application.from_graph(response.json())
 
     def iter_applications(
-        self, *, select: str = APP_SELECT, filter: str | None = None, top: int = 999  # noqa: A002
+        self, *, select: str = APP_SELECT, filter: str | None = None, top: int = 999
     ) -> Iterator[dict[str, Any]]:
         """Every application the bot can see, one page in memory at a time."""
         params: dict[str, str] | None = {"$select": select, "$top": str(top)}
@@ -209,9 +212,11 @@ class GraphClient:
     # --- passwords --------------------------------------------------------------------
     def add_password(self, object_id: str, *, display_name: str, end: datetime) -> NewPassword:
         response = self._call(
-            "POST", f"/applications/{object_id}/addPassword", "add client secret",
+            "POST",
+            f"/applications/{object_id}/addPassword",
+            "add client secret",
             json={"passwordCredential": {"displayName": display_name, "endDateTime": iso(end)}},
-            retry_not_found=True,
+            retry_replication=True,
         )
         data = response.json()
         secret = SecretValue(str(data.pop("secretText")))
@@ -220,8 +225,12 @@ class GraphClient:
     def remove_password(self, object_id: str, key_id: str) -> None:
         """Remove a client secret; one that is already gone counts as removed."""
         response = self._call(
-            "POST", f"/applications/{object_id}/removePassword", "remove client secret",
-            json={"keyId": key_id}, retry_not_found=True, ok=(200, 204, 400, 404),
+            "POST",
+            f"/applications/{object_id}/removePassword",
+            "remove client secret",
+            json={"keyId": key_id},
+            retry_replication=True,
+            ok=(200, 204, 400, 404),
         )
         if response.status_code in (400, 404):
             app = self.get_application(object_id)
@@ -232,14 +241,21 @@ class GraphClient:
     def ensure_service_principal(self, client_id: str) -> str:
         """Create the app's service principal, or find the one that exists. Returns its id."""
         response = self._call(
-            "POST", "/servicePrincipals", "create service principal",
-            json={"appId": client_id}, retry_not_found=True, ok=(201, 400, 409),
+            "POST",
+            "/servicePrincipals",
+            "create service principal",
+            json={"appId": client_id},
+            retry_replication=True,
+            ok=(201, 400, 409),
         )
         if response.status_code == 201:
             return str(response.json()["id"])
         existing = self._call(
-            "GET", "/servicePrincipals" + _key("appId", client_id), "read service principal",
-            params={"$select": "id,appId"}, ok=(200, 404),
+            "GET",
+            "/servicePrincipals" + _key("appId", client_id),
+            "read service principal",
+            params={"$select": "id,appId"},
+            ok=(200, 404),
         )
         if existing.status_code == 404:
             raise _error(response, "create service principal")
@@ -248,17 +264,36 @@ class GraphClient:
     def add_owner(self, object_id: str, user_object_id: str) -> None:
         """Make a user an owner of the app; already being one counts as done."""
         response = self._call(
-            "POST", f"/applications/{object_id}/owners/$ref", "add owner",
+            "POST",
+            f"/applications/{object_id}/owners/$ref",
+            "add owner",
             json={"@odata.id": f"{self.base_url}/v1.0/directoryObjects/{user_object_id}"},
-            retry_not_found=True, ok=(204, 400),
+            retry_replication=True,
+            ok=(204, 400),
         )
         if response.status_code == 400 and b"already exist" not in response.content:
             raise _error(response, "add owner")
 
-    def find_user(self, email_or_upn: str) -> str | None:
-        """The object id of the user with this UPN or mail, or None."""
+    def find_user(self, email: str) -> str | None:
+        """The object id of the user whose UPN or mail is this address, or None."""
         response = self._call(
-            "GET", f"/users/{quote(email_or_upn, safe='@')}", "find user",
-            params={"$select": "id"}, ok=(200, 404),
+            "GET",
+            f"/users/{quote(email, safe='@')}",
+            "find user",
+            params={"$select": "id"},
+            ok=(200, 404),
         )
-        return None if response.status_code == 404 else str(response.json()["id"])
+        if response.status_code == 200:
+            return str(response.json()["id"])
+        escaped = email.replace("'", "''")
+        found = (
+            self._call(
+                "GET",
+                "/users",
+                "find user",
+                params={"$filter": f"mail eq '{escaped}'", "$select": "id"},
+            )
+            .json()
+            .get("value", [])
+        )
+        return str(found[0]["id"]) if len(found) == 1 else None

@@ -31,29 +31,44 @@ def build_home(settings: Settings, store: Store, user_id: str) -> dict[str, Any]
             rows.append((credential.end, app, credential))
     rows.sort(key=lambda row: utc(row[0]) if row[0] else store.now().replace(year=9999))
     if not rows:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="None yet. Ask with `/oauth-app new`.")]))
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text="None yet. Ask with `/oauth-app new`.")])
+        )
     for end, app, credential in rows[:40]:
-        blocks.append(facts([
-            ("App", app.display_name),
-            ("Client ID", (app.client_id, {"code": True})),
-            ("Secret", f"{credential.description} ({credential.hint}…), expires {date(end)}, "
-                       f"{_days_left(store, end)}"),
-        ]))
+        blocks.append(
+            facts(
+                [
+                    ("App", app.display_name),
+                    ("Client ID", (app.client_id, {"code": True})),
+                    (
+                        "Secret",
+                        f"{credential.description} ({credential.hint}…), expires {date(end)}, "
+                        f"{_days_left(store, end)}",
+                    ),
+                ]
+            )
+        )
     mine = store.requests_by(user_id, statuses=[Status.PENDING, Status.APPROVED])
     blocks += [DividerBlock(), HeaderBlock(text="Your open requests")]
     if not mine:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="No open requests.")]))
     for request in mine[:20]:
-        blocks.append(facts([("Request", f"#{request.id} {request.display_name}"), ("Status", request.status)]))
+        blocks.append(
+            facts([("Request", f"#{request.id} {request.display_name}"), ("Status", request.status)])
+        )
     if admin:
         queue = store.requests_in([Status.PENDING])
         blocks += [DividerBlock(), HeaderBlock(text="Approval queue")]
         if not queue:
             blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Nothing waiting.")]))
         for request in queue[:20]:
-            blocks.append(facts([
-                ("Request", f"#{request.id} {request.display_name}"),
-                ("Requester", request.requester_id),
-                ("Expires", date(request.expires_at)),
-            ]))
+            blocks.append(
+                facts(
+                    [
+                        ("Request", f"#{request.id} {request.display_name}"),
+                        ("Requester", request.requester_id),
+                        ("Expires", date(request.expires_at)),
+                    ]
+                )
+            )
     return View(type="home", blocks=blocks[:100]).to_dict()

@@ -99,9 +99,7 @@ class TokenSource:
                     result = self._confidential.acquire_token_for_client(scopes=[scope])
                 else:
                     assert self._managed is not None
-                    result = self._managed.acquire_token_for_client(
-                        resource=scope.removesuffix("/.default")
-                    )
+                    result = self._managed.acquire_token_for_client(resource=scope.removesuffix("/.default"))
             except requests.RequestException as error:
                 raise TokenError(f"token endpoint unreachable: {type(error).__name__}") from None
         if "access_token" not in result:

@@ -83,7 +83,9 @@ class SlackNotifier:
     def update_request_card(self, request: Request) -> None:
         if request.card_channel and request.card_ts:
             text, body = blocks.request_card(request)
-            self._call("chat.update", channel=request.card_channel, ts=request.card_ts, text=text, blocks=body)
+            self._call(
+                "chat.update", channel=request.card_channel, ts=request.card_ts, text=text, blocks=body
+            )
 
     def request_received(self, request: Request) -> None:
         self._dm(request.requester_id, blocks.request_received(request, self._approval_channel))
@@ -97,7 +99,9 @@ class SlackNotifier:
     def request_expired(self, request: Request) -> None:
         self._dm(
             request.requester_id,
-            blocks.simple(f"Request #{request.id} expired: nobody decided in time. Ask again if you still need it."),
+            blocks.simple(
+                f"Request #{request.id} expired: nobody decided in time. Ask again if you still need it."
+            ),
         )
 
     def secret_ready(self, request: Request, issued: IssuedSecret) -> None:
@@ -106,4 +110,6 @@ class SlackNotifier:
     def request_failed(self, request: Request, message: str) -> None:
         self._dm(request.requester_id, blocks.request_failed(request, message))
         if request.card_channel and request.card_ts:
-            self._post(request.card_channel, blocks.request_failed(request, message), thread_ts=request.card_ts)
+            self._post(
+                request.card_channel, blocks.request_failed(request, message), thread_ts=request.card_ts
+            )

@@ -1,8 +1,9 @@
 """The one retry layer for Microsoft Graph: an httpx transport that retries under a budget.
 
 429 honours Retry-After; 5xx, timeouts and connection errors back off exponentially with
-full jitter; a 404 is retried only for requests marked `retry_not_found` (Graph's
-replication delay right after an application is created); a 409
+full jitter; a 404 (or
+NoBackingApplicationObject) is retried only for requests marked `retry_replication`
+(Graph's replication delay right after an application is created); a 409
 Directory_ConcurrencyViolation is retried. Everything stops at the total time budget,
 and the last answer (or error) is returned to the caller.
 """
@@ -21,7 +22,9 @@ import httpx
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-RETRY_NOT_FOUND = "retry_not_found"  # request extension: retry 404 (replication delay)
+# Request extension: this call may meet Graph's replication delay right after a create, seen
+# as 404 Request_ResourceNotFound or, for POST /servicePrincipals, 400 NoBackingApplicationObject.
+RETRY_REPLICATION = "retry_replication"
 
 
 @dataclass
@@ -51,8 +54,12 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 def _is_retryable(request: httpx.Request, response: httpx.Response) -> bool:
     if response.status_code in RETRY_STATUSES:
         return True
-    if response.status_code == 404 and request.extensions.get(RETRY_NOT_FOUND):
-        return True
+    if request.extensions.get(RETRY_REPLICATION):
+        if response.status_code == 404:
+            return True
+        if response.status_code == 400:
+            response.read()
+            return b"NoBackingApplicationObject" in response.content
     if response.status_code == 409:
         response.read()
         return b"Directory_ConcurrencyViolation" in response.content
@@ -77,20 +84,27 @@ class RetryTransport(httpx.BaseTransport):
                     raise
                 log.warning(
                     "retrying %s %s after %s (attempt %d)",
-                    request.method, request.url.path, type(error).__name__, attempt + 1,
+                    request.method,
+                    request.url.path,
+                    type(error).__name__,
+                    attempt + 1,
                 )
             else:
                 if not _is_retryable(request, response):
                     return response
-                delay = retry_after_seconds(response) if response.status_code == 429 else None
-                delay = policy.backoff(attempt) if delay is None else delay
+                wait = retry_after_seconds(response) if response.status_code == 429 else None
+                delay = policy.backoff(attempt) if wait is None else wait
                 if policy.monotonic() + delay >= deadline:
                     return response
                 response.read()
                 response.close()
                 log.info(
                     "retrying %s %s after HTTP %d in %.2fs (attempt %d)",
-                    request.method, request.url.path, response.status_code, delay, attempt + 1,
+                    request.method,
+                    request.url.path,
+                    response.status_code,
+                    delay,
+                    attempt + 1,
                 )
             policy.sleep(delay)
             attempt += 1

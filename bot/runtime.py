@@ -39,8 +39,12 @@ class Services:
 
 
 def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool = True) -> Services:
-    for secret in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token,
-                   settings.azure_client_secret):
+    for secret in (
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.azure_client_secret,
+    ):
         if secret is not None:
             redact_value(secret.get_secret_value())
     store = Store.from_url(settings.database_url, clock=clock)
@@ -68,9 +72,15 @@ def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool
         return frozenset(tokens.graph_roles())
 
     workflow = Workflow(
-        settings=settings, store=store, graph=graph, vault=vault, notifier=notifier,
+        settings=settings,
+        store=store,
+        graph=graph,
+        vault=vault,
+        notifier=notifier,
         granted_roles=lambda: set(granted_roles()),
-        executor=ThreadPoolExecutor(max_workers=3 * settings.oauth_bot_worker_threads, thread_name_prefix="step"),
+        executor=ThreadPoolExecutor(
+            max_workers=3 * settings.oauth_bot_worker_threads, thread_name_prefix="step"
+        ),
     )
     worker = Worker(workflow, store, threads=settings.oauth_bot_worker_threads)
     return Services(settings, store, tokens, graph, vault, workflow, worker)

@@ -46,7 +46,9 @@ def make_bolt_app(services: Services) -> AsyncApp:
     )
     app = AsyncApp(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
+        signing_secret=settings.slack_signing_secret.get_secret_value()
+        if settings.slack_signing_secret
+        else None,
         # Socket Mode connections are authenticated by the app token instead of signatures.
         request_verification_enabled=settings.slack_app_token is None,
         raise_error_for_unhandled_request=False,
@@ -91,7 +93,7 @@ async def finish_listeners(timeout: float = 20.0) -> None:
 
 def bound_port(runner: web.AppRunner) -> int:
     for site in runner.sites:
-        server: Any = site._server  # noqa: SLF001 - aiohttp keeps the bound socket here
+        server: Any = site._server
         if server is not None and server.sockets:
             return int(server.sockets[0].getsockname()[1])
     raise RuntimeError("server is not listening")
@@ -111,7 +113,7 @@ async def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: 
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         socket_handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-        await socket_handler.connect_async()
+        await socket_handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("connected to Slack in Socket Mode")
     server.ready = True
     log.info("oauth-bot ready on port %d", bound_port(runner))
@@ -123,7 +125,7 @@ async def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: 
     log.info("shutting down")
     server.ready = False
     if socket_handler is not None:
-        await socket_handler.close_async()
+        await socket_handler.close_async()  # type: ignore[no-untyped-call]
     await runner.cleanup()
     await finish_listeners()
     await asyncio.to_thread(services.close)

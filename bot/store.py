@@ -202,7 +202,7 @@ def make_engine(url: str) -> Engine:
 
 def _detail(values: dict[str, Any]) -> dict[str, Any]:
     """Audit/step detail, made JSON-safe."""
-    return json.loads(json.dumps(values, default=str))
+    return dict(json.loads(json.dumps(values, default=str)))
 
 
 class Store:
@@ -274,7 +274,9 @@ class Store:
     def requests_in(self, statuses: Sequence[str]) -> list[Request]:
         with self.session() as session:
             return list(
-                session.scalars(select(Request).where(Request.status.in_(list(statuses))).order_by(Request.id))
+                session.scalars(
+                    select(Request).where(Request.status.in_(list(statuses))).order_by(Request.id)
+                )
             )
 
     def count_recent_requests(self, requester_id: str, since: datetime) -> int:
@@ -292,9 +294,7 @@ class Store:
         with self.session() as session:
             return list(
                 session.scalars(
-                    select(Request).where(
-                        Request.status == Status.PENDING, Request.expires_at <= self.now()
-                    )
+                    select(Request).where(Request.status == Status.PENDING, Request.expires_at <= self.now())
                 )
             )
 
@@ -363,7 +363,9 @@ class Store:
     # --- steps ------------------------------------------------------------------------
     def record_step(self, request_id: int, step: str, state: str, **detail: Any) -> None:
         with self.session() as session:
-            session.add(Step(request_id=request_id, step=step, state=state, at=self.now(), detail=_detail(detail)))
+            session.add(
+                Step(request_id=request_id, step=step, state=state, at=self.now(), detail=_detail(detail))
+            )
 
     def steps(self, request_id: int) -> list[Step]:
         with self.session() as session:
@@ -379,7 +381,9 @@ class Store:
             for slack_user_id, entra_user_id in owners.items():
                 if session.get(AppOwner, (app.client_id, slack_user_id)) is None:
                     session.add(
-                        AppOwner(client_id=app.client_id, slack_user_id=slack_user_id, entra_user_id=entra_user_id)
+                        AppOwner(
+                            client_id=app.client_id, slack_user_id=slack_user_id, entra_user_id=entra_user_id
+                        )
                     )
 
     def set_entra_owner(self, client_id: str, slack_user_id: str, entra_user_id: str) -> None:
@@ -415,7 +419,9 @@ class Store:
                 credential.created_at = self.now()
                 session.add(credential)
 
-    def credentials(self, client_id: str, statuses: Sequence[str] = ("active", "retiring")) -> list[Credential]:
+    def credentials(
+        self, client_id: str, statuses: Sequence[str] = ("active", "retiring")
+    ) -> list[Credential]:
         with self.session() as session:
             return list(
                 session.scalars(
@@ -431,7 +437,9 @@ class Store:
 
     def set_credential_status(self, key_id: str, status: str, **values: Any) -> None:
         with self.session() as session:
-            session.execute(update(Credential).where(Credential.key_id == key_id).values(status=status, **values))
+            session.execute(
+                update(Credential).where(Credential.key_id == key_id).values(status=status, **values)
+            )
 
     def credentials_due_for_removal(self) -> list[Credential]:
         with self.session() as session:
@@ -468,8 +476,12 @@ class Store:
         with self.session() as session:
             session.add(
                 AuditEvent(
-                    at=self.now(), actor=actor, action=action, request_id=request_id,
-                    client_id=client_id, detail=_detail(detail),
+                    at=self.now(),
+                    actor=actor,
+                    action=action,
+                    request_id=request_id,
+                    client_id=client_id,
+                    detail=_detail(detail),
                 )
             )
 
@@ -484,4 +496,3 @@ class Store:
 def require_status(request: Request, *allowed: str) -> None:
     if request.status not in allowed:
         raise Conflict(f"Request #{request.id} is already {request.status}.")
-

@@ -105,7 +105,7 @@ class Vault:
         except HttpResponseError as error:
             raise _vault_error("store the secret value", error) from None
         except AzureError as error:
-            raise VaultError(f"store the secret value failed: {type(error).__name__}") from None
+            raise _vault_failure("store the secret value", error) from None
         version = str(stored.properties.version)
         return self.reference(name, version)
 
@@ -127,7 +127,7 @@ class Vault:
         except HttpResponseError as error:
             raise _vault_error("read the secret", error) from None
         except AzureError as error:
-            raise VaultError(f"read the secret failed: {type(error).__name__}") from None
+            raise _vault_failure("read the secret", error) from None
         if properties is None:
             return None
         return StoredVersion(str(properties.version), dict(properties.tags or {}))
@@ -141,7 +141,7 @@ class Vault:
         except HttpResponseError as error:
             raise _vault_error("reach the vault", error) from None
         except AzureError as error:
-            raise VaultError(f"reach the vault failed: {type(error).__name__}") from None
+            raise _vault_failure("reach the vault", error) from None
 
     def close(self) -> None:
         self._client.close()
@@ -150,11 +150,20 @@ class Vault:
 def _vault_error(action: str, error: HttpResponseError) -> VaultError:
     status = error.status_code
     code = getattr(error.error, "code", None) if error.error else None
-    if status == 403 or isinstance(error, ClientAuthenticationError) and status != 401:
+    if status == 403 or (isinstance(error, ClientAuthenticationError) and status != 401):
         return VaultPermissionError(
-            f"Key Vault refused to {action} (HTTP 403 {code or 'Forbidden'}): give the bot's identity "
+            f"Azure Key Vault refused to {action} (HTTP 403 {code or 'Forbidden'}): give the bot's identity "
             "the 'Key Vault Secrets Officer' role on the vault (or a set/get/list access policy)",
             status=status,
             code=code,
         )
-    return VaultError(f"Key Vault could not {action}: HTTP {status} {code or ''}".strip(), status=status, code=code)
+    return VaultError(
+        f"Azure Key Vault could not {action}: HTTP {status} {code or ''}".strip() + " (after retries).",
+        status=status,
+        code=code,
+    )
+
+
+def _vault_failure(action: str, error: AzureError) -> VaultError:
+    """A failure with no HTTP answer to show (connection, timeout, retry budget spent)."""
+    return VaultError(f"Azure Key Vault could not {action}: {type(error).__name__} (after retries).")

@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, workflow: Workflow, store: Store, *, threads: int = 4, poll_seconds: float = 5.0) -> None:
+    def __init__(
+        self, workflow: Workflow, store: Store, *, threads: int = 4, poll_seconds: float = 5.0
+    ) -> None:
         self.workflow = workflow
         self.store = store
         self.poll_seconds = poll_seconds

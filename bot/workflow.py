@@ -13,10 +13,12 @@ guarded, so a run that stops anywhere can be run again to completion:
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -85,6 +87,8 @@ class Workflow:
         self._granted_roles = granted_roles
         self._pool = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self._card_locks: dict[int, threading.Lock] = {}
+        self._card_locks_guard = threading.Lock()
 
     @property
     def tenant_id(self) -> str:
@@ -118,8 +122,11 @@ class Workflow:
             ttl=timedelta(days=self.settings.oauth_bot_request_ttl_days),
         )
         self.store.audit(
-            requester_id, "request.submitted", request_id=request.id,
-            kind=request.kind, display_name=request.display_name,
+            requester_id,
+            "request.submitted",
+            request_id=request.id,
+            kind=request.kind,
+            display_name=request.display_name,
         )
         self.announce(request)
         return request
@@ -137,26 +144,32 @@ class Workflow:
         request = self.store.get_request(request_id)
         check_can_decide(self.settings, actor, request)
         if not self.store.transition(
-            request_id, from_status=[Status.PENDING], to_status=Status.APPROVED,
-            approver_id=actor, decided_at=self.store.now(),
+            request_id,
+            from_status=[Status.PENDING],
+            to_status=Status.APPROVED,
+            approver_id=actor,
+            decided_at=self.store.now(),
         ):
             raise Conflict(_already(self.store.get_request(request_id)))
         self.store.audit(actor, "request.approved", request_id=request_id)
-        request = self.store.get_request(request_id)
-        self._safely(self.notifier.update_request_card, request)
-        return request
+        self.refresh_card(request_id)
+        return self.store.get_request(request_id)
 
     def deny(self, request_id: int, *, actor: str, reason: str) -> Request:
         request = self.store.get_request(request_id)
         check_can_decide(self.settings, actor, request)
         if not self.store.transition(
-            request_id, from_status=[Status.PENDING], to_status=Status.DENIED,
-            approver_id=actor, decided_at=self.store.now(), deny_reason=reason,
+            request_id,
+            from_status=[Status.PENDING],
+            to_status=Status.DENIED,
+            approver_id=actor,
+            decided_at=self.store.now(),
+            deny_reason=reason,
         ):
             raise Conflict(_already(self.store.get_request(request_id)))
         self.store.audit(actor, "request.denied", request_id=request_id, reason_length=len(reason))
+        self.refresh_card(request_id)
         request = self.store.get_request(request_id)
-        self._safely(self.notifier.update_request_card, request)
         self._safely(self.notifier.request_denied, request)
         return request
 
@@ -165,13 +178,15 @@ class Workflow:
         if request.requester_id != actor:
             raise NotAllowed("Only the person who asked can cancel a request.")
         if not self.store.transition(
-            request_id, from_status=[Status.PENDING], to_status=Status.CANCELLED,
+            request_id,
+            from_status=[Status.PENDING],
+            to_status=Status.CANCELLED,
             decided_at=self.store.now(),
         ):
             raise Conflict(_already(self.store.get_request(request_id)))
         self.store.audit(actor, "request.cancelled", request_id=request_id)
+        self.refresh_card(request_id)
         request = self.store.get_request(request_id)
-        self._safely(self.notifier.update_request_card, request)
         self._safely(self.notifier.request_cancelled, request)
         return request
 
@@ -180,13 +195,15 @@ class Workflow:
         request = self.store.get_request(request_id)
         check_can_decide(self.settings, actor, request)
         if not self.store.transition(
-            request_id, from_status=[Status.FAILED], to_status=Status.APPROVED, error=None,
+            request_id,
+            from_status=[Status.FAILED],
+            to_status=Status.APPROVED,
+            error=None,
         ):
             raise Conflict(_already(self.store.get_request(request_id)))
         self.store.audit(actor, "request.retried", request_id=request_id)
-        request = self.store.get_request(request_id)
-        self._safely(self.notifier.update_request_card, request)
-        return request
+        self.refresh_card(request_id)
+        return self.store.get_request(request_id)
 
     def expire_stale(self) -> list[int]:
         """Pending requests past their time: the card says so, the requester is told."""
@@ -194,9 +211,8 @@ class Workflow:
         for request in self.store.expired_pending():
             if self.store.transition(request.id, from_status=[Status.PENDING], to_status=Status.EXPIRED):
                 self.store.audit("oauth-bot", "request.expired", request_id=request.id)
-                fresh = self.store.get_request(request.id)
-                self._safely(self.notifier.update_request_card, fresh)
-                self._safely(self.notifier.request_expired, fresh)
+                self.refresh_card(request.id)
+                self._safely(self.notifier.request_expired, self.store.get_request(request.id))
                 expired.append(request.id)
         return expired
 
@@ -223,11 +239,12 @@ class Workflow:
 
     def _fail(self, request: Request, message: str) -> None:
         self.store.record_step(request.id, "request", "failed", error=message)
-        self.store.transition(request.id, from_status=[Status.APPROVED], to_status=Status.FAILED, error=message)
+        self.store.transition(
+            request.id, from_status=[Status.APPROVED], to_status=Status.FAILED, error=message
+        )
         self.store.audit("oauth-bot", "request.failed", request_id=request.id, error=message)
-        fresh = self.store.get_request(request.id)
-        self._safely(self.notifier.update_request_card, fresh)
-        self._safely(self.notifier.request_failed, fresh, message)
+        self.refresh_card(request.id)
+        self._safely(self.notifier.request_failed, self.store.get_request(request.id), message)
 
     def _step(self, request: Request, name: str, action: Callable[[], T], **detail: Any) -> T:
         """Run one step between a 'started' and a 'finished' (or 'failed') record."""
@@ -247,21 +264,32 @@ class Workflow:
             self.store.update_request(request.id, client_id=app.client_id, object_id=app.object_id)
             request.client_id, request.object_id = app.client_id, app.object_id
             self.store.audit(
-                "oauth-bot", "app.created", request_id=request.id, client_id=app.client_id,
-                object_id=app.object_id, display_name=app.display_name,
+                "oauth-bot",
+                "app.created",
+                request_id=request.id,
+                client_id=app.client_id,
+                object_id=app.object_id,
+                display_name=app.display_name,
             )
         self.store.add_managed_app(
             ManagedApp(
-                client_id=app.client_id, object_id=app.object_id, display_name=app.display_name,
+                client_id=app.client_id,
+                object_id=app.object_id,
+                display_name=app.display_name,
                 sign_in_audience=app.sign_in_audience,
-                vault_secret_name=secret_name_for(app.client_id), request_id=request.id,
+                vault_secret_name=secret_name_for(app.client_id),
+                request_id=request.id,
             ),
             owners={request.requester_id: None},
         )
         # The service principal and the owner are not on the way to the secret: overlap them.
-        side_steps = [
-            self._pool.submit(self._step, request, "service_principal",
-                              lambda: self.graph.ensure_service_principal(app.client_id)),
+        side_steps: list[Future[Any]] = [
+            self._pool.submit(
+                self._step,
+                request,
+                "service_principal",
+                lambda: self.graph.ensure_service_principal(app.client_id),
+            ),
             self._pool.submit(self._step, request, "owners", lambda: self._add_entra_owner(request, app)),
         ]
         issued = self._issue_secret(request, app)
@@ -295,7 +323,10 @@ class Workflow:
         self.graph.add_owner(app.object_id, user_id)
         self.store.set_entra_owner(app.client_id, request.requester_id, user_id)
         self.store.audit(
-            "oauth-bot", "app.owner_added", request_id=request.id, client_id=app.client_id,
+            "oauth-bot",
+            "app.owner_added",
+            request_id=request.id,
+            client_id=app.client_id,
             entra_user_id=user_id,
         )
         return user_id
@@ -312,16 +343,21 @@ class Workflow:
             self._remove_orphans(request, app.object_id, keep=set())
         end = self.store.now() + timedelta(days=request.secret_days)
         new = self._step(
-            request, "add_password",
+            request,
+            "add_password",
             lambda: self.graph.add_password(app.object_id, display_name=request.secret_description, end=end),
         )
         self.store.audit(
-            "oauth-bot", "secret.added", request_id=request.id, client_id=app.client_id,
+            "oauth-bot",
+            "secret.added",
+            request_id=request.id,
+            client_id=app.client_id,
             key_id=new.credential.key_id,
         )
         reference = self._deposit(request, app, new)
-        return self._record_secret(request, app, new.credential.key_id, new.credential.hint,
-                                   new.credential.end or end, reference)
+        return self._record_secret(
+            request, app, new.credential.key_id, new.credential.hint, new.credential.end or end, reference
+        )
 
     def _deposit(self, request: Request, app: Application, new: NewPassword) -> VaultReference:
         name = secret_name_for(app.client_id)
@@ -335,47 +371,76 @@ class Workflow:
         }
         try:
             return self._step(
-                request, "vault",
+                request,
+                "vault",
                 lambda: self.vault.deposit(name, new.secret, expires_on=new.credential.end, tags=tags),
-                secret_name=name, key_id=new.credential.key_id,
+                secret_name=name,
+                key_id=new.credential.key_id,
             )
         except VaultError as error:
             # Nobody will ever hold this value: take the credential away again.
             self._step(
-                request, "remove_password",
+                request,
+                "remove_password",
                 lambda: self.graph.remove_password(app.object_id, new.credential.key_id),
                 key_id=new.credential.key_id,
             )
             self.store.audit(
-                "oauth-bot", "secret.removed", request_id=request.id, client_id=app.client_id,
-                key_id=new.credential.key_id, reason="vault write failed",
+                "oauth-bot",
+                "secret.removed",
+                request_id=request.id,
+                client_id=app.client_id,
+                key_id=new.credential.key_id,
+                reason="vault write failed",
             )
             raise VaultError(
                 f"{error} The new client secret was removed again, so no credential exists "
                 "whose value nobody holds.",
-                status=error.status, code=error.code,
+                status=error.status,
+                code=error.code,
             ) from None
 
     def _record_secret(
-        self, request: Request, app: Application, key_id: str, hint: str, end: datetime,
+        self,
+        request: Request,
+        app: Application,
+        key_id: str,
+        hint: str,
+        end: datetime,
         reference: VaultReference,
     ) -> IssuedSecret:
         self.store.add_credential(
             Credential(
-                key_id=key_id, client_id=app.client_id, description=request.secret_description,
-                hint=hint, end=end, vault_secret_id=reference.secret_id, status="active",
+                key_id=key_id,
+                client_id=app.client_id,
+                description=request.secret_description,
+                hint=hint,
+                end=end,
+                vault_secret_id=reference.secret_id,
+                status="active",
                 request_id=request.id,
             )
         )
-        self.store.update_request(request.id, key_id=key_id, secret_end=end, vault_secret_id=reference.secret_id)
+        self.store.update_request(
+            request.id, key_id=key_id, secret_end=end, vault_secret_id=reference.secret_id
+        )
         request.key_id, request.secret_end, request.vault_secret_id = key_id, end, reference.secret_id
         self.store.audit(
-            "oauth-bot", "secret.stored", request_id=request.id, client_id=app.client_id,
-            key_id=key_id, vault_secret_id=reference.secret_id,
+            "oauth-bot",
+            "secret.stored",
+            request_id=request.id,
+            client_id=app.client_id,
+            key_id=key_id,
+            vault_secret_id=reference.secret_id,
         )
         return IssuedSecret(
-            app=app, tenant_id=self.tenant_id, key_id=key_id, description=request.secret_description,
-            hint=hint, end=end, vault=reference,
+            app=app,
+            tenant_id=self.tenant_id,
+            key_id=key_id,
+            description=request.secret_description,
+            hint=hint,
+            end=end,
+            vault=reference,
         )
 
     def _issued_from_record(self, request: Request, app: Application) -> IssuedSecret:
@@ -383,9 +448,13 @@ class Workflow:
         credential = self.store.credential(request.key_id)
         name, version = request.vault_secret_id.rstrip("/").split("/")[-2:]
         return IssuedSecret(
-            app=app, tenant_id=self.tenant_id, key_id=request.key_id,
-            description=request.secret_description, hint=credential.hint if credential else "",
-            end=utc(request.secret_end), vault=self.vault.reference(name, version),
+            app=app,
+            tenant_id=self.tenant_id,
+            key_id=request.key_id,
+            description=request.secret_description,
+            hint=credential.hint if credential else "",
+            end=utc(request.secret_end),
+            vault=self.vault.reference(name, version),
         )
 
     def _adopt_from_vault(self, request: Request, app: Application) -> IssuedSecret | None:
@@ -401,8 +470,9 @@ class Workflow:
         if on_app is None or on_app.end is None:
             return None
         self._remove_orphans(request, app.object_id, keep={on_app.key_id})
-        return self._record_secret(request, app, on_app.key_id, on_app.hint, on_app.end,
-                                   self.vault.reference(name, current.version))
+        return self._record_secret(
+            request, app, on_app.key_id, on_app.hint, on_app.end, self.vault.reference(name, current.version)
+        )
 
     def _remove_orphans(self, request: Request, object_id: str, *, keep: set[str]) -> None:
         """Remove every client secret on the app whose value the vault does not hold."""
@@ -413,13 +483,18 @@ class Workflow:
         for password in app.passwords:
             if password.key_id not in held:
                 self._step(
-                    request, "remove_orphan",
-                    lambda key_id=password.key_id: self.graph.remove_password(object_id, key_id),
+                    request,
+                    "remove_orphan",
+                    partial(self.graph.remove_password, object_id, password.key_id),
                     key_id=password.key_id,
                 )
                 self.store.audit(
-                    "oauth-bot", "secret.removed", request_id=request.id, client_id=app.client_id,
-                    key_id=password.key_id, reason="orphan: no value in the vault",
+                    "oauth-bot",
+                    "secret.removed",
+                    request_id=request.id,
+                    client_id=app.client_id,
+                    key_id=password.key_id,
+                    reason="orphan: no value in the vault",
                 )
 
     def _steps_started(self, request: Request, name: str) -> bool:
@@ -431,8 +506,18 @@ class Workflow:
             self._step(request, "notify", lambda: self.notifier.secret_ready(request, issued))
             self.store.update_request(request.id, notified=True)
         self.store.transition(request.id, from_status=[Status.APPROVED], to_status=Status.COMPLETED)
-        self.store.audit("oauth-bot", "request.completed", request_id=request.id, client_id=issued.app.client_id)
-        self._safely(self.notifier.update_request_card, self.store.get_request(request.id))
+        self.store.audit(
+            "oauth-bot", "request.completed", request_id=request.id, client_id=issued.app.client_id
+        )
+        self.refresh_card(request.id)
+
+    def refresh_card(self, request_id: int) -> None:
+        """Show the request's current state on its card. Updates of one request are
+        serialised and each re-reads the state, so a late "creating…" cannot overwrite "done"."""
+        with self._card_locks_guard:
+            lock = self._card_locks.setdefault(request_id, threading.Lock())
+        with lock:
+            self._safely(self.notifier.update_request_card, self.store.get_request(request_id))
 
     def _safely(self, action: Callable[..., Any], *args: Any) -> None:
         """Slack side effects after a decision is stored must not undo the decision."""

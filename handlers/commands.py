@@ -35,7 +35,8 @@ def register(app: AsyncApp, services: Services) -> None:
                     await client.views_open(trigger_id=command["trigger_id"], view=view)
                 except SlackApiError as error:
                     await respond(
-                        text=f"Could not open the form ({error.response.get('error')}). Please run the command again.",
+                        text=f"Could not open the form ({error.response.get('error')}). "
+                        "Please run the command again.",
                         response_type="ephemeral",
                     )
             case "" | "help":

@@ -26,5 +26,5 @@ def register(app: AsyncApp, services: Services) -> None:
                     text=f"Something went wrong on our side (reference {correlation}). Nothing was changed "
                     "that cannot be finished; please try again or tell the oauth-bot admins.",
                 )
-            except Exception:  # noqa: BLE001 - already reporting an error
+            except Exception:
                 log.warning("could not tell %s about error %s", user, correlation)

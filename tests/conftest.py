@@ -11,7 +11,15 @@ import pytest
 from tests.pg import PostgresServer
 
 _OURS = ("SLACK_", "AZURE_", "OAUTH_BOT_", "MSAL_")
-_NAMES = {"DATABASE_URL", "GRAPH_URL", "KEY_VAULT_URL", "PORT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "LOG_LEVEL"}
+_NAMES = {
+    "DATABASE_URL",
+    "GRAPH_URL",
+    "KEY_VAULT_URL",
+    "PORT",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "LOG_LEVEL",
+}
 
 
 @pytest.fixture(autouse=True)

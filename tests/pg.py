@@ -22,7 +22,8 @@ def _binaries() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
         raise RuntimeError(
-            "PostgreSQL server binaries not found: run scripts/test (it installs the Debian package postgresql)"
+            "PostgreSQL server binaries not found: "
+            "run scripts/test (it installs the Debian package postgresql)"
         )
     return Path(found[-1]).parent
 
@@ -50,10 +51,18 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         if self.as_root:
             shutil.chown(self.dir, "postgres", "postgres")
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         self._run(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w",
-            "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
+            str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
             "start",
         )
         deadline = time.monotonic() + 30

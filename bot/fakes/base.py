@@ -100,7 +100,7 @@ class FakeServer:
             httpd.socket, server_side=True, do_handshake_on_connect=False
         )
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name=self.name, daemon=True)
+        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), name=self.name, daemon=True)
         self._thread.start()
         return self
 
@@ -183,14 +183,15 @@ class FakeServer:
         return self.not_found(request), delay
 
     def not_found(self, request: Request) -> Response:
-        return Response(404, {"error": f"{self.name}: no route for {request.method} {request.path}"})
+        message = f"{self.name}: no route for {request.method} {request.path}"
+        return Response(404, {"error": message})
 
 
 def _make_handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return  # quiet: tests read fake.calls instead
 
         def _serve(self) -> None:

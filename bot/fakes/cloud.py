@@ -4,6 +4,7 @@ that point at them."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,11 @@ PEOPLE = {
 }
 
 
+def entra_user_id(slack_user_id: str) -> str:
+    """The Entra object id of a seeded person (stable, GUID-shaped)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, slack_user_id))
+
+
 class FakeCloud:
     """Slack, Entra ID, Graph and Key Vault on 127.0.0.1, sharing one test CA."""
 
@@ -56,7 +62,7 @@ class FakeCloud:
         self.slack.add_channel(APPROVAL_CHANNEL, "oauth-approvals")
         for user_id, (name, real_name, email) in PEOPLE.items():
             self.slack.add_user(user_id, name, real_name=real_name, email=email)
-            self.graph.add_user(f"e-{user_id.lower()}", email, real_name, mail=email)
+            self.graph.add_user(entra_user_id(user_id), email, real_name, mail=email)
         return self
 
     def stop(self) -> None:
@@ -101,4 +107,4 @@ class FakeCloud:
             if key not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -35,7 +35,9 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCloud]:
 
 
 @pytest.fixture(autouse=True)
-def _trust_and_reset(_clean_environment: None, cloud: FakeCloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _trust_and_reset(
+    _clean_environment: None, cloud: FakeCloud, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Clients trust the fakes' CA through the standard variables; faults never leak between tests."""
     monkeypatch.setenv("SSL_CERT_FILE", str(cloud.ca.bundle_path))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cloud.ca.bundle_path))

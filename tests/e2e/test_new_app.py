@@ -8,7 +8,8 @@ from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, TENANT_ID, Fake
 from bot.fakes.slack_driver import SlackDriver
 from bot.server import BackgroundBot
 from bot.store import Status
-from tests.e2e.flows import approve, request_id_of, request_new_app
+from tests.e2e.conftest import wait_until
+from tests.e2e.flows import approve, open_modal, request_id_of, request_new_app
 
 
 def _texts(blocks: list[dict]) -> str:
@@ -20,11 +21,16 @@ def test_the_modal_has_the_plainly_labelled_inputs(slack: SlackDriver) -> None:
     """The form asks what the portal asks, with single tenant and the recommended lifetime preselected."""
     response = slack.command(DEVELOPER, "/oauth-app", "new billing-api")
     assert response.status_code == 200
-    modal = slack.modal_for(DEVELOPER)
+    modal = open_modal(slack, DEVELOPER)
     labels = [b["label"]["text"] for b in modal["blocks"] if b["type"] == "input"]
     assert labels == [
-        "Name", "Supported account types", "Redirect URI", "Platform",
-        "Secret description", "Secret expiry", "Justification",
+        "Name",
+        "Supported account types",
+        "Redirect URI",
+        "Platform",
+        "Secret description",
+        "Secret expiry",
+        "Justification",
     ]
     by_label = {b["label"]["text"]: b for b in modal["blocks"] if b["type"] == "input"}
     assert by_label["Name"]["element"]["initial_value"] == "billing-api"
@@ -32,7 +38,9 @@ def test_the_modal_has_the_plainly_labelled_inputs(slack: SlackDriver) -> None:
         "Accounts in this organizational directory only (single tenant)"
     )
     assert [o["text"]["text"] for o in by_label["Secret expiry"]["element"]["options"]] == [
-        "90 days (3 months)", "180 days (6 months)", "365 days (12 months)",
+        "90 days (3 months)",
+        "180 days (6 months)",
+        "365 days (12 months)",
     ]
     assert by_label["Redirect URI"]["optional"] is True
 
@@ -43,14 +51,26 @@ def test_happy_path_creates_app_secret_in_vault_and_dms_only_ids(
     """Approve → one app (single tenant, redirect URI), its service principal, one password whose
     value is in the vault with expiry and tags, and a DM with the IDs and the vault link."""
     card = request_new_app(
-        slack, DEVELOPER, "billing-api",
-        **{"Redirect URI": "https://billing.example.com/auth/callback", "Platform": "Web",
-           "Secret description": "billing CI"},
+        slack,
+        DEVELOPER,
+        "billing-api",
+        **{
+            "Redirect URI": "https://billing.example.com/auth/callback",
+            "Platform": "Web",
+            "Secret description": "billing CI",
+        },
     )
     request_id = request_id_of(card)
     card_text = _texts(card["blocks"])
-    for expected in ("billing-api", "single tenant", "https://billing.example.com/auth/callback",
-                     "billing CI", "180 days (6 months)", "reads invoices", DEVELOPER):
+    for expected in (
+        "billing-api",
+        "single tenant",
+        "https://billing.example.com/auth/callback",
+        "billing CI",
+        "180 days (6 months)",
+        "reads invoices",
+        DEVELOPER,
+    ):
         assert expected in card_text
 
     graph_calls_before = len(cloud.graph.calls)
@@ -82,8 +102,12 @@ def test_happy_path_creates_app_secret_in_vault_and_dms_only_ids(
     stored = versions[0]
     assert cloud.graph.check_secret(app["appId"], stored["value"])
     assert stored["tags"] == {
-        "client-id": app["appId"], "secret-id": passwords[0]["keyId"], "request-id": str(request_id),
-        "requester": DEVELOPER, "app-name": "billing-api", "managed-by": "oauth-bot",
+        "client-id": app["appId"],
+        "secret-id": passwords[0]["keyId"],
+        "request-id": str(request_id),
+        "requester": DEVELOPER,
+        "app-name": "billing-api",
+        "managed-by": "oauth-bot",
     }
     assert stored["attributes"]["exp"] is not None
 
@@ -91,8 +115,16 @@ def test_happy_path_creates_app_secret_in_vault_and_dms_only_ids(
     dm = cloud.slack.dm_messages(DEVELOPER)[-1]
     dm_text = _texts(dm["blocks"])
     for expected in (
-        "billing-api", app["appId"], TENANT_ID, app["id"], passwords[0]["keyId"], "billing CI",
-        "Application (client) ID", "Directory (tenant) ID", "Object ID", "Secret ID",
+        "billing-api",
+        app["appId"],
+        TENANT_ID,
+        app["id"],
+        passwords[0]["keyId"],
+        "billing CI",
+        "Application (client) ID",
+        "Directory (tenant) ID",
+        "Object ID",
+        "Secret ID",
         f"https://portal.azure.com/#@{TENANT_ID}/asset/Microsoft_Azure_KeyVault/Secret/{cloud.vault.url}/secrets/oauth-{app['appId']}/",
         f"az keyvault secret show --id {cloud.vault.url}/secrets/oauth-{app['appId']}/",
     ):
@@ -100,8 +132,13 @@ def test_happy_path_creates_app_secret_in_vault_and_dms_only_ids(
     assert stored["value"] not in cloud.slack.all_text()
 
     # The card changed with the outcome and lost its buttons.
-    final_card = cloud.slack.message(APPROVAL_CHANNEL, card["ts"])
-    assert final_card is not None
+    final_card = wait_until(
+        lambda: (
+            (m := cloud.slack.message(APPROVAL_CHANNEL, card["ts"])) and "done" in _texts(m["blocks"]) and m
+        ),
+        what="the card to show the outcome",
+    )
     assert not [b for b in final_card["blocks"] if b["type"] == "actions"]
-    assert "done" in _texts(final_card["blocks"])
+    history = [_texts(version["blocks"]) for version in final_card["history"]]
+    assert any("creating" in text for text in history), "the card did not say 'creating' at the decision"
     assert ADMINS[0] in _texts(final_card["blocks"])

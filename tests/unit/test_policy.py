@@ -18,8 +18,13 @@ def settings(**values: Any) -> Settings:
 
 def form(**overrides: str | None) -> dict[str, str | None]:
     values: dict[str, str | None] = {
-        "name": "billing-api", "audience": "AzureADMyOrg", "redirect_uri": None, "platform": "web",
-        "secret_description": "CI", "secret_days": "180", "justification": "Billing calls Graph",
+        "name": "billing-api",
+        "audience": "AzureADMyOrg",
+        "redirect_uri": None,
+        "platform": "web",
+        "secret_description": "CI",
+        "secret_days": "180",
+        "justification": "Billing calls Graph",
     }
     values.update(overrides)
     return values
@@ -67,7 +72,9 @@ def test_bad_redirect_uris_get_a_field_error(uri: str, expected: str) -> None:
     assert expected in errors_for(redirect_uri=uri)["redirect_uri"]
 
 
-@pytest.mark.parametrize("uri", ["http://localhost:8080/cb", "http://127.0.0.1/cb", "https://app.example.com/a?b=c"])
+@pytest.mark.parametrize(
+    "uri", ["http://localhost:8080/cb", "http://127.0.0.1/cb", "https://app.example.com/a?b=c"]
+)
 def test_localhost_http_and_https_redirect_uris_are_accepted(uri: str) -> None:
     """http:// is fine for localhost; https:// anywhere."""
     assert validate_new_app(settings(), **form(redirect_uri=uri)).redirect_uri == uri
