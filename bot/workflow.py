@@ -18,13 +18,20 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from bot.clock import utc
 from bot.config import Settings
-from bot.exceptions import Conflict, NotAllowed, OAuthBotError, RemoteError, VaultError
+from bot.exceptions import (
+    Conflict,
+    LifetimePolicyError,
+    NotAllowed,
+    OAuthBotError,
+    RemoteError,
+    VaultError,
+)
 from bot.graph import Application, GraphClient, NewPassword
 from bot.policy import NewAppInput, check_can_decide, check_request_limits
 from bot.store import Credential, Kind, ManagedApp, Request, Status, Store
@@ -342,11 +349,21 @@ class Workflow:
                 return adopted
             self._remove_orphans(request, app.object_id, keep=set())
         end = self.store.now() + timedelta(days=request.secret_days)
-        new = self._step(
-            request,
-            "add_password",
-            lambda: self.graph.add_password(app.object_id, display_name=request.secret_description, end=end),
-        )
+        try:
+            new = self._step(
+                request,
+                "add_password",
+                lambda: self.graph.add_password(
+                    app.object_id, display_name=request.secret_description, end=end
+                ),
+            )
+        except LifetimePolicyError:
+            raise LifetimePolicyError(
+                f"Your tenant's app management policy does not allow a client secret that lasts "
+                f"{request.secret_days} days. Ask again with a shorter Secret expiry (oauth-bot allows up to "
+                f"{self.settings.oauth_bot_max_secret_days} days; the tenant's policy is stricter).",
+                code="CredentialInvalidLifetimeAsPerAppPolicy",
+            ) from None
         self.store.audit(
             "oauth-bot",
             "secret.added",

@@ -1,0 +1,170 @@
+"""`oauth-bot demo`: the whole story on one machine, against the built-in loopback fakes.
+
+A developer asks for an app in Slack, an admin approves it, the bot creates the app
+registration in (fake) Entra ID, puts the secret value into (fake) Key Vault and DMs the
+developer the IDs and the vault link. No Slack or Azure account is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bot import logs
+from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, PEOPLE, SIGNING_SECRET, FakeCloud
+from bot.fakes.slack_driver import SlackDriver
+from bot.server import BackgroundBot
+
+
+def _wait(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the demo timed out waiting for {what}")
+        time.sleep(0.02)
+    return result
+
+
+def _name(user_id: str) -> str:
+    return "@" + PEOPLE[user_id][0] if user_id in PEOPLE else f"<@{user_id}>"
+
+
+def _rich(element: dict[str, Any]) -> str:
+    kind = element.get("type")
+    if kind == "text":
+        text = str(element["text"])
+        style = element.get("style") or {}
+        return f"`{text}`" if style.get("code") else text
+    if kind == "user":
+        return _name(str(element["user_id"]))
+    if kind == "channel":
+        return (
+            "#oauth-approvals" if element["channel_id"] == APPROVAL_CHANNEL else f"#{element['channel_id']}"
+        )
+    if kind == "link":
+        return f"{element.get('text') or element['url']} <{element['url']}>"
+    if kind in ("rich_text_section", "rich_text_preformatted"):
+        inner = "".join(_rich(e) for e in element.get("elements", []))
+        return f"    $ {inner}" if kind == "rich_text_preformatted" else inner
+    return ""
+
+
+def render(blocks: list[dict[str, Any]]) -> str:
+    """Block Kit as a person would read it, in plain text."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block["type"]
+        if kind == "header":
+            lines += [block["text"]["text"], "=" * len(block["text"]["text"])]
+        elif kind == "rich_text":
+            lines += "\n".join(_rich(e) for e in block["elements"]).splitlines()
+        elif kind == "context":
+            lines.append("  (" + " ".join(e.get("text", "") for e in block["elements"]) + ")")
+        elif kind == "actions":
+            lines.append("  " + "  ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+        elif kind == "input":
+            element = block["element"]
+            optional = " (optional)" if block.get("optional") else ""
+            shown = (element.get("initial_option") or {}).get("text", {}).get("text") or element.get(
+                "initial_value", ""
+            )
+            lines.append(f"  {block['label']['text']}{optional}: [{shown}]")
+            for option in element.get("options", []):
+                lines.append(f"      - {option['text']['text']}")
+        elif kind == "section" and block.get("text"):
+            lines.append(block["text"]["text"])
+    return "\n".join(lines)
+
+
+def _box(title: str, body: str) -> None:
+    print(f"\n┌─ {title}")
+    for line in body.splitlines():
+        print(f"│ {line}")
+    print("└" + "─" * 60)
+
+
+def _mask(value: str) -> str:
+    return value[:3] + "•" * 12 + f"  ({len(value)} characters, masked)"
+
+
+def run_demo(*, verbose: bool = False) -> int:
+    logs.configure("INFO" if verbose else "ERROR")
+    if not verbose:
+        logging.getLogger().setLevel(logging.CRITICAL)
+    work = Path(tempfile.mkdtemp(prefix="oauth-bot-demo-"))
+    with FakeCloud(work) as cloud:
+        cloud.trust()
+        settings = cloud.settings(f"sqlite:///{work / 'oauth-bot.db'}")
+        print("oauth-bot demo: Slack, Entra ID, Microsoft Graph and Azure Key Vault are loopback fakes;")
+        print(f"the bot is the real one, serving HTTP at POST /slack/events. Scratch files: {work}")
+        with (
+            BackgroundBot(settings) as bot,
+            SlackDriver(app_url=bot.url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack,
+        ):
+            print(f"\n1. {_name(DEVELOPER)} types: /oauth-app new billing-api")
+            slack.command(DEVELOPER, "/oauth-app", "new billing-api")
+            modal = _wait(lambda: cloud.slack.current_modal(DEVELOPER), "the modal")
+            _box("Modal: " + modal["title"]["text"], render(modal["blocks"]))
+
+            print("\n2. They fill it in and press Request.")
+            slack.submit(
+                DEVELOPER,
+                modal,
+                {
+                    "Redirect URI": "https://billing.contoso.example/auth/callback",
+                    "Secret description": "billing-api CI",
+                    "Justification": "The billing service reads invoices through Microsoft Graph.",
+                },
+            )
+            card = _wait(lambda: cloud.slack.messages(APPROVAL_CHANNEL), "the approval card")[-1]
+            _box("#oauth-approvals", render(card["blocks"]))
+
+            print(f"\n3. {_name(OUTSIDER)} (not an admin) clicks Approve:")
+            slack.click(OUTSIDER, "Approve", message=card, channel=APPROVAL_CHANNEL)
+            refusal = _wait(lambda: cloud.slack.ephemerals(OUTSIDER), "the refusal")[-1]
+            print(f"   only they see: {refusal['text']}")
+
+            print(f"\n4. {_name(ADMINS[0])} (an admin) clicks Approve.")
+            slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL)
+            dm = _wait(
+                lambda: [m for m in cloud.slack.dm_messages(DEVELOPER) if "is done" in m.get("text", "")],
+                "the DM with the IDs",
+            )[-1]
+            final = _wait(
+                lambda: (m := cloud.slack.message(APPROVAL_CHANNEL, card["ts"])) and "done" in str(m) and m,
+                "the card's outcome",
+            )
+            _box("#oauth-approvals (the card now)", render(final["blocks"]))
+            _box(f"DM to {_name(DEVELOPER)}", render(dm["blocks"]))
+
+            name = next(n for n in cloud.vault.names() if n.startswith("oauth-"))
+            stored = cloud.vault.versions(name)[-1]
+            tags = "\n".join(f"  {k}: {v}" for k, v in sorted(stored["tags"].items()))
+            _box(
+                "Key Vault holds",
+                textwrap.dedent(f"""\
+                    secret: {name}
+                    version: {stored["id"].rsplit("/", 1)[-1]}
+                    content type: {stored.get("contentType")}
+                    expires: {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stored["attributes"]["exp"]))}
+                    value: {_mask(stored["value"])}
+                    tags:
+                    """)
+                + tags,
+            )
+            in_slack = stored["value"] in cloud.slack.all_text()
+            print(
+                "\nThe secret value was sent to Slack: "
+                + ("YES — this is a bug" if in_slack else "no (it is only in the vault)")
+            )
+            app = cloud.graph.app_by_client_id(stored["tags"]["client-id"]) or {}
+            print(
+                f"Entra ID now has '{app.get('displayName')}' ({app.get('signInAudience')}) with "
+                f"{len(cloud.graph.passwords(app.get('id', '')))} client secret; the request is complete."
+            )
+            return 1 if in_slack else 0

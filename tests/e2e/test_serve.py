@@ -1,0 +1,107 @@
+"""`oauth-bot serve` and `oauth-bot demo` as real processes, as an operator runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from bot.fakes.cloud import DEVELOPER, SIGNING_SECRET, FakeCloud
+from bot.fakes.slack_driver import SlackDriver
+from tests.e2e.conftest import wait_until
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_serve_in_http_mode_answers_healthz_and_slack_and_stops_on_sigterm(
+    cloud: FakeCloud, tmp_path: Path
+) -> None:
+    """Configured only by environment variables, `oauth-bot serve` listens on $PORT, reports
+    healthy on /healthz, opens the modal for a signed command, and exits cleanly on SIGTERM."""
+    port = _free_port()
+    env = {**os.environ, **cloud.environment(f"sqlite:///{tmp_path / 'serve.db'}", port=port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(url) or process.poll() is not None, timeout=60, what="/healthz")
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        with SlackDriver(app_url=url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack:
+            assert slack.command(DEVELOPER, "/oauth-app", "new from-serve").status_code == 200
+            modal = wait_until(lambda: cloud.slack.current_modal(DEVELOPER), what="the modal")
+            assert modal["blocks"][0]["element"]["initial_value"] == "from-serve"
+            assert (
+                slack.post_raw(
+                    b"command=/oauth-app", {"Content-Type": "application/x-www-form-urlencoded"}
+                ).status_code
+                == 401
+            )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    assert (tmp_path / "serve.db").exists()
+
+
+def test_serve_with_missing_configuration_says_what_is_missing(tmp_path: Path) -> None:
+    """No Slack or Azure settings: exit code 2 and the missing variable names, no traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AZURE_", "OAUTH_BOT_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN" in result.stderr and "AZURE_TENANT_ID" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
+    """The README's first command: the modal, the card, the DM and the masked vault content."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for expected in (
+        "Modal: New app registration",
+        "[ Approve ]  [ Deny ]",
+        "Only the oauth-bot admins",
+        "Your app registration is ready",
+        "Application (client) ID",
+        "az keyvault secret show --id",
+        "(40 characters, masked)",
+        "The secret value was sent to Slack: no",
+    ):
+        assert expected in result.stdout, expected
