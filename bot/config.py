@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     oauth_bot_verify_budget_seconds: float = Field(default=60, ge=0)
     oauth_bot_worker_threads: int = Field(default=4, ge=1, le=64)
     oauth_bot_lease_seconds: float = Field(default=60, gt=0)
+    oauth_bot_poll_seconds: float = Field(default=5, gt=0)
     log_level: str = "INFO"
 
     @field_validator("slack_api_url")

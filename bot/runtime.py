@@ -82,7 +82,12 @@ def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool
             max_workers=3 * settings.oauth_bot_worker_threads, thread_name_prefix="step"
         ),
     )
-    worker = Worker(workflow, store, threads=settings.oauth_bot_worker_threads)
+    worker = Worker(
+        workflow,
+        store,
+        threads=settings.oauth_bot_worker_threads,
+        poll_seconds=settings.oauth_bot_poll_seconds,
+    )
     return Services(settings, store, tokens, graph, vault, workflow, worker)
 
 

@@ -31,9 +31,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, SystemClock, utc
 from bot.exceptions import Conflict, NotFound
 
 
@@ -175,13 +176,15 @@ class ReminderSent(Base):
 
 
 class JobLease(Base):
-    """A lease row per scheduled job: the holder is the leader for that job until `until`."""
+    """A lease row per scheduled job: the holder is the leader for that job until `until`;
+    `last_run` is when any replica last ran it."""
 
     __tablename__ = "job_leases"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(64))
     until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_run: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 def make_engine(url: str) -> Engine:
@@ -345,10 +348,12 @@ class Store:
     def acquire_job(self, name: str, holder: str, lease: timedelta) -> bool:
         """Become (or stay) the leader for a scheduled job until the lease runs out."""
         now = self.now()
-        with self.session() as session:
-            if session.get(JobLease, name) is None:
-                session.add(JobLease(name=name, holder=None, until=None))
-                session.flush()
+        try:
+            with self.session() as session:
+                if session.get(JobLease, name) is None:
+                    session.add(JobLease(name=name, holder=None, until=None))
+        except IntegrityError:
+            pass  # another replica created the row first
         with self.session() as session:
             result = session.execute(
                 update(JobLease)
@@ -359,6 +364,16 @@ class Store:
                 .values(holder=holder, until=now + lease)
             )
             return bool(getattr(result, "rowcount", 0) == 1)
+
+    def job_due(self, name: str, every: timedelta) -> bool:
+        """True if no replica ran the job within `every`."""
+        with self.session() as session:
+            lease = session.get(JobLease, name)
+            return lease is None or lease.last_run is None or self.now() - utc(lease.last_run) >= every
+
+    def job_ran(self, name: str) -> None:
+        with self.session() as session:
+            session.execute(update(JobLease).where(JobLease.name == name).values(last_run=self.now()))
 
     # --- steps ------------------------------------------------------------------------
     def record_step(self, request_id: int, step: str, state: str, **detail: Any) -> None:
@@ -454,8 +469,6 @@ class Store:
     # --- reminders --------------------------------------------------------------------
     def mark_reminder(self, key_id: str, threshold_days: int) -> bool:
         """Record a reminder; False if it was already sent (so it is sent once)."""
-        from sqlalchemy.exc import IntegrityError
-
         try:
             with self.session() as session:
                 session.add(ReminderSent(key_id=key_id, threshold_days=threshold_days, sent_at=self.now()))

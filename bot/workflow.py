@@ -13,6 +13,7 @@ guarded, so a run that stops anywhere can be run again to completion:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -257,12 +258,14 @@ class Workflow:
         """Run one step between a 'started' and a 'finished' (or 'failed') record."""
         self.store.claim(request.id, self.worker_id, self.lease)  # renew the lease
         self.store.record_step(request.id, name, "started", **detail)
+        _crash_point(f"{name}:started")
         try:
             result = action()
         except OAuthBotError as error:
             self.store.record_step(request.id, name, "failed", error=str(error))
             raise
         self.store.record_step(request.id, name, "finished", **_ids(result))
+        _crash_point(f"{name}:finished")
         return result
 
     def _run_new_app(self, request: Request) -> None:
@@ -545,6 +548,14 @@ class Workflow:
 
     def submit_async(self, request_id: int) -> Future[bool]:
         return self._pool.submit(self.execute, request_id)
+
+
+def _crash_point(boundary: str) -> None:
+    """Fault injection for the crash tests: with OAUTH_BOT_TEST_HALT_AT=step:state the worker
+    stops dead at that step boundary (the test then SIGKILLs the process)."""
+    if os.environ.get("OAUTH_BOT_TEST_HALT_AT") == boundary:
+        log.warning("halting at %s for a crash test", boundary)
+        threading.Event().wait()
 
 
 def _already(request: Request) -> str:

@@ -1,0 +1,82 @@
+"""Scheduled jobs (expiry scan, grace-period removals, stale requests), each run by one leader.
+
+Every replica runs a Scheduler; before a job runs, the replica takes the job's lease row
+(a compare-and-set in the database), so with several replicas a job runs on one at a time,
+and if the leader dies another takes over when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    name: str
+    every: timedelta
+    run: Callable[[], object]
+    last_run: datetime | None = None
+
+
+class Scheduler:
+    def __init__(self, store: Store, *, holder: str | None = None, tick_seconds: float = 10.0) -> None:
+        self.store = store
+        self.holder = holder or f"scheduler-{uuid.uuid4().hex[:8]}"
+        self.tick_seconds = tick_seconds
+        self.jobs: list[Job] = []
+        self.runs: list[str] = []  # names of the jobs this replica ran (for operators and tests)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, name: str, every: timedelta, run: Callable[[], object]) -> None:
+        self.jobs.append(Job(name, every, run))
+
+    def tick(self) -> list[str]:
+        """Run every job that is due and whose lease this replica gets. Returns their names."""
+        ran = []
+        now = self.store.now()
+        for job in self.jobs:
+            due = job.last_run is None or now - job.last_run >= job.every
+            if not due:
+                continue
+            # The lease outlives the interval a little, so one leader keeps a job.
+            if not self.store.acquire_job(job.name, self.holder, job.every + timedelta(minutes=1)):
+                continue
+            if not self.store.job_due(job.name, job.every):
+                continue
+            job.last_run = now
+            try:
+                job.run()
+            except Exception:
+                log.exception("scheduled job %s failed", job.name)
+            finally:
+                self.store.job_ran(job.name)
+            ran.append(job.name)
+            self.runs.append(job.name)
+        return ran
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("scheduler tick failed")
+            self._stop.wait(self.tick_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
