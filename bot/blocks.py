@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ContextBlock,
+    DividerBlock,
     HeaderBlock,
     InputBlock,
     MarkdownTextObject,
@@ -35,15 +36,20 @@ from slack_sdk.models.views import View
 from bot.clock import utc
 from bot.config import Settings
 from bot.ids import Action, Callback, Field
+from bot.lifecycle import AppView, Reminder, Retired
 from bot.policy import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
 from bot.store import Kind, Request, Status
-from bot.workflow import IssuedSecret
+from bot.workflow import SECRET_LIMIT_MARK, IssuedSecret
 
 Message = tuple[str, list[dict[str, Any]]]  # (fallback text, blocks)
 
 USAGE = (
     "*oauth-bot* — Entra ID app registrations and client secrets, without pasting secrets into chat.\n"
     "• `/oauth-app new [name]` — ask for a new app registration with a client secret\n"
+    "• `/oauth-app list` — your apps and their secrets (admins: `/oauth-app list all`)\n"
+    "• `/oauth-app show <client-id>` — one app in full, with the Key Vault link\n"
+    "• `/oauth-secret rotate <client-id or name>` — a new client secret next to the old one\n"
+    "• `/oauth-secret list <client-id>` — the secrets of an app\n"
     "• `/oauth-app help` — this help\n"
     "Secret values go straight into Azure Key Vault; you get the IDs and a vault link."
 )
@@ -182,7 +188,20 @@ def deny_reason_modal(request_id: int) -> dict[str, Any]:
 
 
 # --- the approval card ----------------------------------------------------------------
+def _rotation_rows(request: Request) -> list[tuple[str, Any]]:
+    grace = request.grace_days or 0
+    return [
+        ("Requester", _user(request.requester_id)),
+        ("App", request.display_name),
+        ("Application (client) ID", _code(request.client_id or "")),
+        ("New secret expiry", lifetime_label(request.secret_days)),
+        ("Old secret", f"stays valid for {grace:g} days after the rotation" if grace else "removed at once"),
+    ]
+
+
 def _request_rows(request: Request) -> list[tuple[str, Any]]:
+    if request.kind == Kind.ROTATE:
+        return _rotation_rows(request)
     redirect = (
         f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
         if request.redirect_uri
@@ -227,6 +246,24 @@ def _status_line(request: Request) -> list[Any] | None:
     return None
 
 
+def at_secret_limit(request: Request) -> bool:
+    return request.kind == Kind.ROTATE and SECRET_LIMIT_MARK in (request.error or "")
+
+
+def failed_actions(request: Request) -> ActionsBlock:
+    """Retry, or for an app at its two-secret limit, retire the oldest secret and rotate."""
+    if at_secret_limit(request):
+        button = ButtonElement(
+            text="Retire oldest and rotate",
+            action_id=Action.RETIRE_OLDEST,
+            value=str(request.id),
+            style="danger",
+        )
+    else:
+        button = ButtonElement(text="Retry", action_id=Action.RETRY, value=str(request.id))
+    return ActionsBlock(block_id=f"after-failure-{request.id}", elements=[button])
+
+
 def request_card(request: Request) -> Message:
     title = "New app registration" if request.kind == Kind.NEW_APP else "Secret rotation"
     blocks: list[Block] = [
@@ -235,17 +272,21 @@ def request_card(request: Request) -> Message:
     ]
     status = _status_line(request)
     if request.status == Status.PENDING:
-        blocks.append(
-            ActionsBlock(
-                block_id=f"decide-{request.id}",
-                elements=[
-                    ButtonElement(
-                        text="Approve", action_id=Action.APPROVE, value=str(request.id), style="primary"
-                    ),
-                    ButtonElement(text="Deny", action_id=Action.DENY, value=str(request.id), style="danger"),
-                ],
+        buttons = [
+            ButtonElement(text="Approve", action_id=Action.APPROVE, value=str(request.id), style="primary")
+        ]
+        if request.kind == Kind.ROTATE and request.grace_days:
+            buttons.append(
+                ButtonElement(
+                    text="Approve, remove old secret now",
+                    action_id=Action.APPROVE_RETIRE_NOW,
+                    value=str(request.id),
+                )
             )
+        buttons.append(
+            ButtonElement(text="Deny", action_id=Action.DENY, value=str(request.id), style="danger")
         )
+        blocks.append(ActionsBlock(block_id=f"decide-{request.id}", elements=buttons))
         blocks.append(
             ContextBlock(
                 elements=[
@@ -259,12 +300,7 @@ def request_card(request: Request) -> Message:
     elif status is not None:
         blocks.append(RichTextBlock(elements=[RichTextSectionElement(elements=status)]))
         if request.status == Status.FAILED:
-            blocks.append(
-                ActionsBlock(
-                    block_id=f"retry-{request.id}",
-                    elements=[ButtonElement(text="Retry", action_id=Action.RETRY, value=str(request.id))],
-                )
-            )
+            blocks.append(failed_actions(request))
     text = f"{title} request #{request.id}: {request.status}"
     return text, _dicts(blocks)
 
@@ -309,6 +345,9 @@ def secret_ready(request: Request, issued: IssuedSecret) -> Message:
     ]
     if verified:
         rows.append(("Verified", verified))
+    if request.kind == Kind.ROTATE:
+        grace = request.grace_days or 0
+        rows.append(("Old secret", f"stays valid for {grace:g} more days" if grace else "removed"))
     blocks: list[Block] = [
         HeaderBlock(
             text="Your client secret is ready"
@@ -341,12 +380,18 @@ def request_failed(request: Request, message: str) -> Message:
                     elements=[
                         _text(f"Request #{request.id} failed: ", bold=True),
                         _text(message),
-                        _text("\nThe admins have been told and can retry it."),
+                        _text(
+                            ""
+                            if at_secret_limit(request)
+                            else "\nThe admins have been told and can retry it."
+                        ),
                     ]
                 )
             ]
         )
     ]
+    if at_secret_limit(request):
+        blocks.append(failed_actions(request))
     return f"Request #{request.id} failed.", _dicts(blocks)
 
 
@@ -366,6 +411,171 @@ def request_denied(request: Request) -> Message:
         )
     ]
     return f"Request #{request.id} was denied.", _dicts(blocks)
+
+
+# --- lists, reminders, retirements --------------------------------------------------------
+def _days(days: int | None) -> str:
+    if days is None:
+        return "no expiry"
+    return "expired" if days < 0 else f"{days} days left"
+
+
+def _secret_rows(view: AppView) -> list[Block]:
+    if not view.exists:
+        return [facts([("Secrets", "the app no longer exists in Entra ID")])]
+    if not view.secrets:
+        return [facts([("Secrets", "none")])]
+    return [
+        facts(
+            [
+                ("Secret ID", _code(secret.key_id)),
+                ("Description", secret.description),
+                ("Hint", f"{secret.hint}…" if secret.hint else "—"),
+                ("Expires", f"{date(secret.end)} ({_days(secret.days_left)})"),
+            ]
+        )
+        for secret in view.secrets
+    ]
+
+
+def app_list(views: list[AppView], *, everyone: bool, total: int) -> Message:
+    title = "Apps oauth-bot manages" if everyone else "Your app registrations"
+    blocks: list[Block] = [HeaderBlock(text=title)]
+    if not views:
+        blocks.append(facts([("Apps", "none yet — ask with /oauth-app new")]))
+    for view in views[:12]:
+        blocks.append(
+            facts([("App", view.app.display_name), ("Application (client) ID", _code(view.app.client_id))])
+        )
+        blocks.extend(_secret_rows(view)[:6])
+        blocks.append(DividerBlock())
+    if total > len(views[:12]):
+        more = total - len(views[:12])
+        blocks.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=f"…and {more} more; use `/oauth-app show <client-id>`.")]
+            )
+        )
+    return f"{title}: {total}", _dicts(blocks[:50])
+
+
+def app_detail(view: AppView, tenant_id: str) -> Message:
+    app = view.app
+    rows: list[tuple[str, Any]] = [
+        ("App", app.display_name),
+        ("Application (client) ID", _code(app.client_id)),
+        ("Directory (tenant) ID", _code(tenant_id)),
+        ("Object ID", _code(app.object_id)),
+        ("Supported account types", AUDIENCE_LABELS.get(app.sign_in_audience, app.sign_in_audience)),
+        ("Created by request", f"#{app.request_id}"),
+    ]
+    if view.vault_portal_url:
+        rows.append(
+            ("Secret value", RichTextElementParts.Link(url=view.vault_portal_url, text="in Azure Key Vault"))
+        )
+    owners = RichTextSectionElement(
+        elements=[_text("Owners: ", bold=True)]
+        + [
+            part
+            for index, owner in enumerate(view.owners)
+            for part in ([_text(", ")] if index else []) + [_user(owner)]
+        ]
+    )
+    blocks: list[Block] = [
+        HeaderBlock(text=app.display_name[:150]),
+        facts(rows),
+        RichTextBlock(elements=[owners]),
+        DividerBlock(),
+        *_secret_rows(view)[:40],
+    ]
+    return f"App {app.client_id}", _dicts(blocks)
+
+
+def secrets_list(view: AppView) -> Message:
+    blocks: list[Block] = [
+        HeaderBlock(text=f"Client secrets of {view.app.display_name}"[:150]),
+        *_secret_rows(view)[:45],
+    ]
+    return f"Client secrets of {view.app.client_id}", _dicts(blocks)
+
+
+def expiry_reminder(reminder: Reminder) -> Message:
+    when = "has expired" if reminder.days_left < 0 else f"expires in {reminder.days_left} days"
+    blocks: list[Block] = [
+        RichTextBlock(
+            elements=[
+                RichTextSectionElement(
+                    elements=[
+                        _text("A client secret of ", bold=True),
+                        _text(reminder.app_name, bold=True),
+                        _text(f" {when} ({date(reminder.end)}).\n"),
+                        _text("Secret ID: "),
+                        _text(reminder.key_id, code=True),
+                        _text(f"  Description: {reminder.description or '—'}  Hint: {reminder.hint}…\n"),
+                        _text("Application (client) ID: "),
+                        _text(reminder.client_id, code=True),
+                    ]
+                )
+            ]
+        ),
+        ActionsBlock(
+            block_id=f"rotate-{reminder.key_id}",
+            elements=[
+                ButtonElement(
+                    text="Rotate now", action_id=Action.ROTATE_NOW, value=reminder.client_id, style="primary"
+                )
+            ],
+        ),
+    ]
+    return f"A client secret of app {reminder.client_id} {when}.", _dicts(blocks)
+
+
+def expiry_digest(reminders: list[Reminder]) -> Message:
+    expired = sum(1 for r in reminders if r.days_left < 0)
+    rows = sorted(reminders, key=lambda r: r.days_left)[:40]
+    lines = [
+        facts(
+            [
+                ("App", r.app_name),
+                ("Client ID", _code(r.client_id)),
+                ("Secret", f"{r.description or r.key_id} — {_days(r.days_left)} ({date(r.end)})"),
+            ]
+        )
+        for r in rows
+    ]
+    blocks: list[Block] = [
+        HeaderBlock(text="Client secrets expiring"),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"{len(reminders)} new reminder(s) sent to owners; "
+                    f"{expired} secret(s) already expired."
+                )
+            ]
+        ),
+        *lines,
+    ]
+    return f"{len(reminders)} client secret(s) expiring or expired.", _dicts(blocks[:50])
+
+
+def secret_retired(retired: Retired) -> Message:
+    blocks: list[Block] = [
+        RichTextBlock(
+            elements=[
+                RichTextSectionElement(
+                    elements=[
+                        _text("The old client secret of ", bold=True),
+                        _text(retired.app_name, bold=True),
+                        _text(" was removed: its grace period ended.\nSecret ID: "),
+                        _text(retired.key_id, code=True),
+                        _text("\nApplication (client) ID: "),
+                        _text(retired.client_id, code=True),
+                    ]
+                )
+            ]
+        )
+    ]
+    return f"An old client secret of app {retired.client_id} was removed.", _dicts(blocks)
 
 
 def simple(text: str) -> Message:

@@ -7,6 +7,7 @@
     ├── NotFound                 no such request or app (that the bot manages)
     ├── Conflict                 the request is no longer in a state that allows the action
     ├── RateLimited              too many open requests / requests this hour
+    ├── SecretLimitReached       the app holds the most client secrets its audience allows
     └── RemoteError              a remote service failed (after retries)
         ├── GraphError           Microsoft Graph answered an error
         │   └── LifetimePolicyError  the tenant's app-management policy refused the lifetime
@@ -50,6 +51,10 @@ class Conflict(OAuthBotError):
 
 
 class RateLimited(OAuthBotError):
+    pass
+
+
+class SecretLimitReached(OAuthBotError):
     pass
 
 

@@ -274,6 +274,13 @@ class GraphClient:
         if response.status_code == 400 and b"already exist" not in response.content:
             raise _error(response, "add owner")
 
+    def list_owners(self, object_id: str) -> set[str]:
+        """The object ids of the app's owners."""
+        response = self._call(
+            "GET", f"/applications/{object_id}/owners", "read owners", params={"$select": "id"}
+        )
+        return {str(owner["id"]) for owner in response.json().get("value", [])}
+
     def find_user(self, email: str) -> str | None:
         """The object id of the user whose UPN or mail is this address, or None."""
         response = self._call(

@@ -15,6 +15,9 @@ class Action(enum.StrEnum):
     DENY = "request_deny"
     CANCEL = "request_cancel"
     RETRY = "request_retry"
+    APPROVE_RETIRE_NOW = "request_approve_retire_now"
+    RETIRE_OLDEST = "request_retire_oldest"
+    ROTATE_NOW = "secret_rotate_now"
     VALUE = "value"  # the one element inside each input block
 
 

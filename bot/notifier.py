@@ -21,6 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot import blocks
 from bot.config import Settings
 from bot.exceptions import SlackError
+from bot.lifecycle import Reminder, Retired
 from bot.store import Request
 from bot.workflow import IssuedSecret
 
@@ -106,6 +107,20 @@ class SlackNotifier:
 
     def secret_ready(self, request: Request, issued: IssuedSecret) -> None:
         self._dm(request.requester_id, blocks.secret_ready(request, issued))
+
+    def expiry_reminder(self, reminder: Reminder) -> None:
+        for owner in reminder.owners:
+            self._dm(owner, blocks.expiry_reminder(reminder))
+
+    def expiry_digest(self, reminders: list[Reminder]) -> None:
+        self._post(self._approval_channel, blocks.expiry_digest(reminders))
+
+    def secret_retired(self, retired: Retired) -> None:
+        for owner in retired.owners:
+            self._dm(owner, blocks.secret_retired(retired))
+
+    def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
+        self._call("views.publish", user_id=user_id, view=view)
 
     def request_failed(self, request: Request, message: str) -> None:
         self._dm(request.requester_id, blocks.request_failed(request, message))

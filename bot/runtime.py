@@ -5,17 +5,23 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.exceptions import OAuthBotError
 from bot.graph import GraphClient
+from bot.home import build_home
 from bot.identity import TokenSource
+from bot.lifecycle import Lifecycle
 from bot.logs import redact_value
 from bot.notifier import SlackNotifier, make_web_client
 from bot.retry import RetryPolicy
+from bot.scheduler import Scheduler
 from bot.store import Store
 from bot.vault import Vault
+from bot.verify import SecretVerifier
 from bot.worker import Worker
 from bot.workflow import Workflow
 
@@ -31,9 +37,28 @@ class Services:
     vault: Vault
     workflow: Workflow
     worker: Worker
+    lifecycle: Lifecycle
+    scheduler: Scheduler
+    notifier: SlackNotifier
+
+    def refresh_homes(self, user_ids: list[str]) -> None:
+        """Re-publish the App Home of these users (in the background; best effort)."""
+        for user_id in dict.fromkeys(user_ids):
+            self._home_pool.submit(self._publish_home, user_id)
+
+    def _publish_home(self, user_id: str) -> None:
+        try:
+            self.notifier.publish_home(user_id, build_home(self.settings, self.store, user_id))
+        except OAuthBotError as error:
+            log.info("home of %s not refreshed: %s", user_id, error)
+
+    def __post_init__(self) -> None:
+        self._home_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="home")
 
     def close(self) -> None:
+        self.scheduler.stop()
         self.worker.stop()
+        self._home_pool.shutdown(wait=True)
         self.graph.close()
         self.vault.close()
 
@@ -71,7 +96,15 @@ def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool
     def granted_roles() -> frozenset[str]:
         return frozenset(tokens.graph_roles())
 
+    verifier = SecretVerifier(
+        authority_host=settings.authority_host,
+        tenant_id=str(settings.azure_tenant_id),
+        scope=tokens.graph_scope,
+        budget_seconds=settings.oauth_bot_verify_budget_seconds,
+        timeout=settings.oauth_bot_http_timeout_seconds,
+    )
     workflow = Workflow(
+        verify=verifier,
         settings=settings,
         store=store,
         graph=graph,
@@ -88,7 +121,15 @@ def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool
         threads=settings.oauth_bot_worker_threads,
         poll_seconds=settings.oauth_bot_poll_seconds,
     )
-    return Services(settings, store, tokens, graph, vault, workflow, worker)
+    lifecycle = Lifecycle(settings=settings, store=store, graph=graph, vault=vault, notifier=notifier)
+    scheduler = Scheduler(store)
+    scheduler.add("expiry-scan", timedelta(hours=settings.oauth_bot_scan_interval_hours), lifecycle.scan)
+    scheduler.add("retire-old-secrets", timedelta(minutes=1), lifecycle.retire_due)
+    services = Services(
+        settings, store, tokens, graph, vault, workflow, worker, lifecycle, scheduler, notifier
+    )
+    workflow.on_change = services.refresh_homes
+    return services
 
 
 def warm_up(services: Services) -> None:

@@ -108,6 +108,7 @@ async def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: 
     runner = await start_http(server, host, settings.port)
     await asyncio.to_thread(warm_up, services)
     services.worker.start()
+    services.scheduler.start()
     socket_handler = None
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -137,10 +138,18 @@ class BackgroundBot:
     Used by `oauth-bot demo` and by the end-to-end tests; `serve` runs the same pieces.
     """
 
-    def __init__(self, settings: Settings, *, clock: Any = None, start_worker: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Any = None,
+        start_worker: bool = True,
+        start_scheduler: bool = False,
+    ) -> None:
         self.settings = settings
         self._clock = clock
         self._start_worker = start_worker
+        self._start_scheduler = start_scheduler
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -166,6 +175,8 @@ class BackgroundBot:
         await asyncio.to_thread(warm_up, services)
         if self._start_worker:
             services.worker.start()
+        if self._start_scheduler:
+            services.scheduler.start()
         server.ready = True
 
     def stop(self) -> None:

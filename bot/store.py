@@ -476,6 +476,12 @@ class Store:
             return False
         return True
 
+    def unmark_reminder(self, key_id: str, threshold_days: int) -> None:
+        with self.session() as session:
+            found = session.get(ReminderSent, (key_id, threshold_days))
+            if found is not None:
+                session.delete(found)
+
     # --- audit (append-only) ----------------------------------------------------------
     def audit(
         self,

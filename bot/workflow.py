@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -29,20 +29,26 @@ from bot.exceptions import (
     Conflict,
     LifetimePolicyError,
     NotAllowed,
+    NotFound,
     OAuthBotError,
     RemoteError,
+    SecretLimitReached,
+    ValidationError,
     VaultError,
 )
-from bot.graph import Application, GraphClient, NewPassword
-from bot.policy import NewAppInput, check_can_decide, check_request_limits
-from bot.store import Credential, Kind, ManagedApp, Request, Status, Store
+from bot.graph import PERSONAL_ACCOUNT_AUDIENCES, Application, GraphClient, NewPassword, SecretValue
+from bot.policy import NewAppInput, check_can_decide, check_request_limits, is_admin
+from bot.store import Credential, Kind, ManagedApp, Request, Status, Store, require_status
 from bot.vault import Vault, VaultReference, secret_name_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Verify = Callable[[str, SecretValue], bool]  # (client id, value) → does it sign in?
 
 APP_TAG = "oauth-bot"
 OWNER_ROLE = "Application.ReadWrite.All"
+MAX_PERSONAL_ACCOUNT_SECRETS = 2
+SECRET_LIMIT_MARK = "client secrets, and it has"  # in the message of SecretLimitReached
 USER_READ_ROLE = "User.Read.All"
 
 
@@ -84,6 +90,7 @@ class Workflow:
         vault: Vault,
         notifier: Notifier,
         granted_roles: Callable[[], set[str]],
+        verify: Verify | None = None,
         executor: ThreadPoolExecutor | None = None,
         worker_id: str | None = None,
     ) -> None:
@@ -93,8 +100,10 @@ class Workflow:
         self.vault = vault
         self.notifier = notifier
         self._granted_roles = granted_roles
+        self._verify = verify or (lambda _client_id, _secret: False)
         self._pool = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.on_change: Callable[[list[str]], None] = lambda _users: None  # e.g. refresh App Homes
         self._card_locks: dict[int, threading.Lock] = {}
         self._card_locks_guard = threading.Lock()
 
@@ -139,6 +148,117 @@ class Workflow:
         self.announce(request)
         return request
 
+    # --- rotation -------------------------------------------------------------------------
+    def find_managed_app(self, target: str) -> ManagedApp:
+        """The app the bot manages with this client ID or display name."""
+        target = target.strip()
+        if not target:
+            raise ValidationError({"target": "Name the app: its client ID or its name."})
+        app = self.store.managed_app(target)
+        if app is not None:
+            return app
+        named = self.store.managed_apps_named(target)
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:
+            ids = ", ".join(a.client_id for a in named)
+            raise ValidationError({"target": f"Several apps are named {target!r}; use a client ID: {ids}."})
+        raise NotFound(
+            f"oauth-bot does not manage an app with client ID or name {target!r}. It only rotates "
+            "secrets of the app registrations it created; ask an identity admin for others."
+        )
+
+    def is_owner(self, app: ManagedApp, user_id: str) -> bool:
+        """An owner of record, or (when the bot may read users) an Entra owner of the app."""
+        if any(o.slack_user_id == user_id for o in self.store.owners(app.client_id)):
+            return True
+        if USER_READ_ROLE not in self._granted_roles():
+            return False
+        email = self.notifier.user_email(user_id)
+        entra_id = self.graph.find_user(email) if email else None
+        return bool(entra_id) and entra_id in self.graph.list_owners(app.object_id)
+
+    def check_can_manage(self, app: ManagedApp, user_id: str) -> None:
+        if is_admin(self.settings, user_id) or self.is_owner(app, user_id):
+            return
+        raise NotAllowed(
+            f"Only the owners of {app.display_name} and the oauth-bot admins can manage its secrets."
+        )
+
+    def submit_rotation(self, *, requester_id: str, team_id: str | None, target: str) -> Request:
+        """File a rotation; owners may rotate without approval when the setting allows it."""
+        app = self.find_managed_app(target)
+        self.check_can_manage(app, requester_id)
+        check_request_limits(self.settings, self.store, requester_id)
+        today = self.store.now().strftime("%Y-%m-%d")
+        request = self.store.add_request(
+            Request(
+                uid=uuid.uuid4().hex,
+                kind=Kind.ROTATE,
+                status=Status.PENDING,
+                requester_id=requester_id,
+                team_id=team_id,
+                display_name=app.display_name,
+                sign_in_audience=app.sign_in_audience,
+                secret_description=f"Rotated by oauth-bot {today}",
+                secret_days=self.settings.default_secret_days,
+                justification="Rotate the client secret",
+                client_id=app.client_id,
+                object_id=app.object_id,
+                grace_days=self.settings.oauth_bot_grace_days,
+                notified=False,
+                attempts=0,
+            ),
+            ttl=timedelta(days=self.settings.oauth_bot_request_ttl_days),
+        )
+        self.store.audit(
+            requester_id,
+            "request.submitted",
+            request_id=request.id,
+            kind=request.kind,
+            client_id=app.client_id,
+        )
+        self_service = self.settings.oauth_bot_owner_self_rotate and self.is_owner(app, requester_id)
+        if self_service and self.store.transition(
+            request.id,
+            from_status=[Status.PENDING],
+            to_status=Status.APPROVED,
+            approver_id=requester_id,
+            decided_at=self.store.now(),
+        ):
+            self.store.audit(requester_id, "request.approved", request_id=request.id, self_service=True)
+            return self.store.get_request(request.id)
+        self.announce(request)
+        return request
+
+    def retire_oldest_and_retry(self, request_id: int, *, actor: str) -> Request:
+        """For an app at its two-secret limit: remove its oldest secret, then rotate again."""
+        request = self.store.get_request(request_id)
+        require_status(request, Status.FAILED)
+        app = self.store.managed_app(request.client_id or "")
+        if app is None:
+            raise NotFound(f"Request #{request_id} has no app the bot manages.")
+        self.check_can_manage(app, actor)
+        current = self.graph.get_application(app.object_id)
+        if current is None or not current.passwords:
+            raise NotFound(f"{app.display_name} has no client secret to retire.")
+        oldest = min(current.passwords, key=lambda p: p.end or self.store.now())
+        self.graph.remove_password(app.object_id, oldest.key_id)
+        self.store.set_credential_status(oldest.key_id, "removed", removed_at=self.store.now())
+        self.store.audit(
+            actor,
+            "secret.removed",
+            request_id=request_id,
+            client_id=app.client_id,
+            key_id=oldest.key_id,
+            reason="retired to make room for a rotation",
+        )
+        if not self.store.transition(
+            request_id, from_status=[Status.FAILED], to_status=Status.APPROVED, error=None
+        ):
+            raise Conflict(_already(self.store.get_request(request_id)))
+        return self.store.get_request(request_id)
+
     def announce(self, request: Request) -> None:
         """Post the approval card (once) and confirm to the requester."""
         if request.card_ts is None:
@@ -147,20 +267,22 @@ class Workflow:
             request.card_channel, request.card_ts = channel, ts
         self.notifier.request_received(request)
 
-    def approve(self, request_id: int, *, actor: str) -> Request:
-        """Move pending → approved exactly once; the caller then hands it to the worker."""
+    def approve(self, request_id: int, *, actor: str, retire_old_now: bool = False) -> Request:
+        """Move pending → approved exactly once; the caller then hands it to the worker and
+        refreshes the card (in parallel: the card is not on the way to the secret)."""
         request = self.store.get_request(request_id)
         check_can_decide(self.settings, actor, request)
+        extra = {"grace_days": 0.0} if retire_old_now and request.kind == Kind.ROTATE else {}
         if not self.store.transition(
             request_id,
             from_status=[Status.PENDING],
             to_status=Status.APPROVED,
             approver_id=actor,
             decided_at=self.store.now(),
+            **extra,
         ):
             raise Conflict(_already(self.store.get_request(request_id)))
-        self.store.audit(actor, "request.approved", request_id=request_id)
-        self.refresh_card(request_id)
+        self.store.audit(actor, "request.approved", request_id=request_id, retire_old_now=bool(extra))
         return self.store.get_request(request_id)
 
     def deny(self, request_id: int, *, actor: str, reason: str) -> Request:
@@ -235,7 +357,7 @@ class Workflow:
                 if request.kind == Kind.NEW_APP:
                     self._run_new_app(request)
                 else:
-                    raise Conflict(f"request kind {request.kind} is not supported yet")
+                    self._run_rotation(request)
             except OAuthBotError as error:
                 self._fail(request, str(error))
             except Exception:
@@ -307,6 +429,46 @@ class Workflow:
             future.result()
         self._finish(request, issued)
 
+    def _run_rotation(self, request: Request) -> None:
+        app = self.graph.get_application(request.object_id or "")
+        if app is None:
+            raise NotFound(
+                f"The app {request.display_name} ({request.client_id}) no longer exists in Entra ID."
+            )
+        held = {c.key_id for c in self.store.credentials(app.client_id)}
+        in_use = [p for p in app.passwords if p.key_id in held or p.key_id == request.key_id]
+        if (
+            request.key_id is None
+            and app.sign_in_audience in PERSONAL_ACCOUNT_AUDIENCES
+            and len(in_use) >= MAX_PERSONAL_ACCOUNT_SECRETS
+        ):
+            oldest = min(in_use, key=lambda p: p.end or self.store.now())
+            raise SecretLimitReached(
+                f"{app.display_name} accepts personal Microsoft accounts, so Entra allows it at most "
+                f"{MAX_PERSONAL_ACCOUNT_SECRETS} client secrets, and it has {len(in_use)}. Retire the oldest "
+                f"(Secret ID {oldest.key_id}, expires {oldest.end:%Y-%m-%d}) first to make room."
+            )
+        issued = self._issue_secret(request, app, verify=self._verify)
+        self._schedule_retirement(request, app, keep=issued.key_id)
+        self._finish(request, issued)
+
+    def _schedule_retirement(self, request: Request, app: Application, *, keep: str) -> None:
+        """The app's older secrets stay valid for the grace period, then are removed."""
+        grace = timedelta(days=request.grace_days if request.grace_days is not None else 0)
+        remove_after = self.store.now() + grace
+        for credential in self.store.credentials(app.client_id, statuses=("active",)):
+            if credential.key_id != keep:
+                self.store.set_credential_status(credential.key_id, "retiring", remove_after=remove_after)
+                self.store.audit(
+                    "oauth-bot",
+                    "secret.retiring",
+                    request_id=request.id,
+                    client_id=app.client_id,
+                    key_id=credential.key_id,
+                    remove_after=remove_after.isoformat(),
+                )
+        self.store.update_request(request.id, old_key_id=None)
+
     def _create_app(self, request: Request) -> Application:
         body: dict[str, Any] = {
             "displayName": request.display_name,
@@ -342,8 +504,8 @@ class Workflow:
         return user_id
 
     # --- the secret ---------------------------------------------------------------------
-    def _issue_secret(self, request: Request, app: Application) -> IssuedSecret:
-        """addPassword → vault, once, with orphans from earlier attempts removed."""
+    def _issue_secret(self, request: Request, app: Application, verify: Verify | None = None) -> IssuedSecret:
+        """addPassword → vault (→ verify), once, with orphans from earlier attempts removed."""
         if request.key_id and request.vault_secret_id:
             return self._issued_from_record(request, app)
         if self._steps_started(request, "add_password"):
@@ -375,9 +537,15 @@ class Workflow:
             key_id=new.credential.key_id,
         )
         reference = self._deposit(request, app, new)
-        return self._record_secret(
+        issued = self._record_secret(
             request, app, new.credential.key_id, new.credential.hint, new.credential.end or end, reference
         )
+        if verify is None:
+            return issued
+        verified = self._step(request, "verify", lambda: verify(app.client_id, new.secret))
+        self.store.update_request(request.id, verified=verified)
+        request.verified = verified
+        return replace(issued, verified=verified)
 
     def _deposit(self, request: Request, app: Application, new: NewPassword) -> VaultReference:
         name = secret_name_for(app.client_id)
@@ -468,6 +636,7 @@ class Workflow:
         credential = self.store.credential(request.key_id)
         name, version = request.vault_secret_id.rstrip("/").split("/")[-2:]
         return IssuedSecret(
+            verified=request.verified,
             app=app,
             tenant_id=self.tenant_id,
             key_id=request.key_id,
@@ -537,7 +706,9 @@ class Workflow:
         with self._card_locks_guard:
             lock = self._card_locks.setdefault(request_id, threading.Lock())
         with lock:
-            self._safely(self.notifier.update_request_card, self.store.get_request(request_id))
+            request = self.store.get_request(request_id)
+            self._safely(self.notifier.update_request_card, request)
+        self.on_change([request.requester_id, *sorted(self.settings.admins)])
 
     def _safely(self, action: Callable[..., Any], *args: Any) -> None:
         """Slack side effects after a decision is stored must not undo the decision."""

@@ -1,4 +1,4 @@
-"""Buttons: Approve, Deny, Cancel, Retry. Each re-checks the clicker's rights at click time."""
+"""Buttons. Each re-checks the clicker's rights at click time; the button carries only an ID."""
 
 from __future__ import annotations
 
@@ -9,19 +9,20 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
-from bot.exceptions import OAuthBotError
+from bot.exceptions import OAuthBotError, ValidationError
 from bot.ids import Action
 from bot.policy import check_can_decide
 from bot.runtime import Services
 from bot.store import Status, require_status
 
 
-def _request_id(body: dict[str, Any]) -> int:
-    return int(body["actions"][0]["value"])
+def _value(body: dict[str, Any]) -> str:
+    return str(body["actions"][0]["value"])
 
 
-async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-    """An ephemeral answer where the click happened (or a DM when there is no channel)."""
+async def _tell(client: AsyncWebClient, body: dict[str, Any], error: OAuthBotError | str) -> None:
+    """An ephemeral answer where the click happened (a DM when there is no channel)."""
+    text = next(iter(error.fields.values())) if isinstance(error, ValidationError) else str(error)
     user = body["user"]["id"]
     channel = (body.get("channel") or {}).get("id")
     if channel:
@@ -33,45 +34,89 @@ async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None
 def register(app: AsyncApp, services: Services) -> None:
     settings, store, workflow, worker = services.settings, services.store, services.workflow, services.worker
 
-    @app.action(Action.APPROVE)
-    async def approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        request_id = _request_id(body)
+    async def approve(body: dict[str, Any], client: AsyncWebClient, *, retire_old_now: bool) -> None:
+        request_id = int(_value(body))
         try:
-            await asyncio.to_thread(workflow.approve, request_id, actor=body["user"]["id"])
+            await asyncio.to_thread(
+                workflow.approve, request_id, actor=body["user"]["id"], retire_old_now=retire_old_now
+            )
         except OAuthBotError as error:
-            await _tell(client, body, str(error))
+            await _tell(client, body, error)
             return
-        worker.submit(request_id)
+        worker.submit(request_id)  # first: the card is not on the way to the secret
+        await asyncio.to_thread(workflow.refresh_card, request_id)
+
+    @app.action(Action.APPROVE)
+    async def approve_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await approve(body, client, retire_old_now=False)
+
+    @app.action(Action.APPROVE_RETIRE_NOW)
+    async def approve_retire_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await approve(body, client, retire_old_now=True)
 
     @app.action(Action.DENY)
-    async def deny(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def deny_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        request_id = _request_id(body)
+        request_id = int(_value(body))
         try:
             request = await asyncio.to_thread(store.get_request, request_id)
             check_can_decide(settings, body["user"]["id"], request)
             require_status(request, Status.PENDING)
         except OAuthBotError as error:
-            await _tell(client, body, str(error))
+            await _tell(client, body, error)
             return
         await client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_reason_modal(request_id))
 
     @app.action(Action.CANCEL)
-    async def cancel(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def cancel_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         try:
-            await asyncio.to_thread(workflow.cancel, _request_id(body), actor=body["user"]["id"])
+            await asyncio.to_thread(workflow.cancel, int(_value(body)), actor=body["user"]["id"])
         except OAuthBotError as error:
-            await _tell(client, body, str(error))
+            await _tell(client, body, error)
 
     @app.action(Action.RETRY)
-    async def retry(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def retry_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        request_id = _request_id(body)
+        request_id = int(_value(body))
         try:
             await asyncio.to_thread(workflow.retry, request_id, actor=body["user"]["id"])
         except OAuthBotError as error:
-            await _tell(client, body, str(error))
+            await _tell(client, body, error)
             return
         worker.submit(request_id)
+
+    @app.action(Action.RETIRE_OLDEST)
+    async def retire_oldest_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        request_id = int(_value(body))
+        try:
+            await asyncio.to_thread(workflow.retire_oldest_and_retry, request_id, actor=body["user"]["id"])
+        except OAuthBotError as error:
+            await _tell(client, body, error)
+            return
+        worker.submit(request_id)
+        await asyncio.to_thread(workflow.refresh_card, request_id)
+
+    @app.action(Action.ROTATE_NOW)
+    async def rotate_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        try:
+            request = await asyncio.to_thread(
+                workflow.submit_rotation,
+                requester_id=body["user"]["id"],
+                team_id=(body.get("team") or {}).get("id"),
+                target=_value(body),
+            )
+        except OAuthBotError as error:
+            await _tell(client, body, error)
+            return
+        if request.status == Status.APPROVED:
+            worker.submit(request.id)
+            await _tell(
+                client, body, f"Rotating now (request #{request.id}); you will get a DM when it is ready."
+            )
+        else:
+            await _tell(client, body, f"Rotation request #{request.id} is waiting for an admin's approval.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -9,7 +10,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
+from bot.exceptions import OAuthBotError, ValidationError
 from bot.runtime import Services
+from bot.store import Status
 from handlers.text import inert
 
 SECRET_USAGE = (
@@ -19,14 +22,28 @@ SECRET_USAGE = (
 )
 
 
+def _error_text(error: OAuthBotError) -> str:
+    return next(iter(error.fields.values())) if isinstance(error, ValidationError) else str(error)
+
+
 def register(app: AsyncApp, services: Services) -> None:
-    settings = services.settings
+    settings, lifecycle, workflow, worker = (
+        services.settings,
+        services.lifecycle,
+        services.workflow,
+        services.worker,
+    )
+
+    async def answer(respond: AsyncRespond, message: blocks.Message) -> None:
+        text, body = message
+        await respond(text=text, blocks=body, response_type="ephemeral", replace_original=False)
 
     @app.command("/oauth-app")
     async def oauth_app(
         ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         subcommand, _, rest = (command.get("text") or "").strip().partition(" ")
+        user_id = command["user_id"]
         match subcommand.lower():
             case "new":
                 await ack()
@@ -39,13 +56,69 @@ def register(app: AsyncApp, services: Services) -> None:
                         "Please run the command again.",
                         response_type="ephemeral",
                     )
+            case "list":
+                await ack()
+                everyone = rest.strip().lower() == "all"
+                try:
+                    apps = await asyncio.to_thread(lifecycle.visible_apps, user_id, everyone=everyone)
+                    views = await asyncio.to_thread(lambda: [lifecycle.app_view(a) for a in apps[:12]])
+                except OAuthBotError as error:
+                    await respond(text=_error_text(error), response_type="ephemeral")
+                    return
+                await answer(respond, blocks.app_list(views, everyone=everyone, total=len(apps)))
+            case "show":
+                if not rest.strip():
+                    await ack(text="Usage: `/oauth-app show <client-id>`")
+                    return
+                await ack()
+                try:
+                    found = await asyncio.to_thread(lifecycle.find_visible, user_id, rest)
+                    details = await asyncio.to_thread(lifecycle.app_view, found)
+                except OAuthBotError as error:
+                    await respond(text=_error_text(error), response_type="ephemeral")
+                    return
+                await answer(respond, blocks.app_detail(details, str(settings.azure_tenant_id)))
             case "" | "help":
                 await ack(text=blocks.USAGE)
             case _:
                 await ack(text=f"Unknown subcommand {inert(subcommand)}.\n\n{blocks.USAGE}")
 
     @app.command("/oauth-secret")
-    async def oauth_secret(ack: AsyncAck, command: dict[str, Any]) -> None:
-        subcommand = (command.get("text") or "").strip().partition(" ")[0]
-        prefix = f"Unknown subcommand {inert(subcommand)}.\n\n" if subcommand and subcommand != "help" else ""
-        await ack(text=prefix + SECRET_USAGE)
+    async def oauth_secret(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        subcommand, _, rest = (command.get("text") or "").strip().partition(" ")
+        user_id = command["user_id"]
+        match subcommand.lower():
+            case "rotate" if rest.strip():
+                await ack()
+                try:
+                    request = await asyncio.to_thread(
+                        workflow.submit_rotation,
+                        requester_id=user_id,
+                        team_id=command.get("team_id"),
+                        target=rest,
+                    )
+                except OAuthBotError as error:
+                    await respond(text=_error_text(error), response_type="ephemeral")
+                    return
+                name = inert(request.display_name, limit=120)
+                if request.status == Status.APPROVED:
+                    worker.submit(request.id)
+                    text = f"Rotating the client secret of {name} (request #{request.id}); you will get a DM."
+                else:
+                    text = f"Rotation request #{request.id} for {name} is waiting for an admin's approval."
+                await respond(text=text, response_type="ephemeral")
+            case "list" if rest.strip():
+                await ack()
+                try:
+                    found = await asyncio.to_thread(lifecycle.find_visible, user_id, rest)
+                    view = await asyncio.to_thread(lifecycle.app_view, found)
+                except OAuthBotError as error:
+                    await respond(text=_error_text(error), response_type="ephemeral")
+                    return
+                await answer(respond, blocks.secrets_list(view))
+            case "" | "help":
+                await ack(text=SECRET_USAGE)
+            case "rotate" | "list":
+                await ack(text=f"Name the app: `/oauth-secret {subcommand.lower()} <client-id or app name>`")
+            case _:
+                await ack(text=f"Unknown subcommand {inert(subcommand)}.\n\n{SECRET_USAGE}")

@@ -381,6 +381,28 @@ class FakeSlack(FakeServer):
     def __enter__(self) -> FakeSlack:
         return self.start()
 
+    def reset(self) -> None:
+        """Forget every message, view, response and recorded call; keep users and channels."""
+        with self.lock:
+            for store in (
+                self.calls,
+                self._messages,
+                self._ephemerals,
+                self._responses,
+                self._opened,
+                self._api_calls,
+            ):
+                store.clear()
+            for mapping in (
+                self._triggers,
+                self._response_urls,
+                self._views,
+                self._view_owner,
+                self._stacks,
+                self._homes,
+            ):
+                mapping.clear()
+
     # --- directory --------------------------------------------------------------------
     def add_user(
         self,

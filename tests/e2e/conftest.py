@@ -41,6 +41,7 @@ def _trust_and_reset(
     """Clients trust the fakes' CA through the standard variables; faults never leak between tests."""
     monkeypatch.setenv("SSL_CERT_FILE", str(cloud.ca.bundle_path))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cloud.ca.bundle_path))
+    cloud.slack.reset()  # each test sees only its own conversations
     yield
     for server in cloud.servers:
         server.clear_faults()

@@ -37,8 +37,11 @@ def test_a_vault_that_keeps_failing_ends_with_the_password_removed(
         what="the failure DM",
     )
     assert "Key Vault" in str(dm[-1]["blocks"])
-    thread = [m for m in cloud.slack.messages(APPROVAL_CHANNEL) if m.get("thread_ts") == card["ts"]]
-    assert thread and "removed again" in str(thread[-1]["blocks"])
+    thread = wait_until(
+        lambda: [m for m in cloud.slack.messages(APPROVAL_CHANNEL) if m.get("thread_ts") == card["ts"]],
+        what="the admins' thread reply",
+    )
+    assert "removed again" in str(thread[-1]["blocks"])
     final = cloud.slack.message(APPROVAL_CHANNEL, card["ts"])
     assert final is not None and "Retry" in str(final["blocks"])
 
