@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.clock import ManualClock
 from bot.fakes.cloud import SIGNING_SECRET, FakeCloud
 from bot.fakes.slack_driver import SlackDriver
 from bot.server import BackgroundBot
@@ -88,9 +89,17 @@ def bot_settings(cloud: FakeCloud, database_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def bot(cloud: FakeCloud, database_path: Path, bot_settings: dict[str, Any]) -> Iterator[BackgroundBot]:
+def clock() -> ManualClock:
+    """The bot's clock: it moves only when a test moves it (grace periods, expiry, reminders)."""
+    return ManualClock()
+
+
+@pytest.fixture
+def bot(
+    cloud: FakeCloud, database_path: Path, bot_settings: dict[str, Any], clock: ManualClock
+) -> Iterator[BackgroundBot]:
     settings = cloud.settings(f"sqlite:///{database_path}", **bot_settings)
-    with BackgroundBot(settings) as running:
+    with BackgroundBot(settings, clock=clock) as running:
         yield running
 
 
