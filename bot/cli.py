@@ -37,6 +37,25 @@ def _doctor(args: argparse.Namespace) -> int:
     return run_doctor(settings)
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from bot.runtime import build
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    settings.require_for_serve()
+    services = build(settings)
+    try:
+        report = services.lifecycle.scan()
+        retired = services.lifecycle.retire_due()
+    finally:
+        services.close()
+    print(
+        f"scanned {report.apps} apps and {report.secrets} client secrets; sent {len(report.reminders)} "
+        f"reminder(s); removed {len(retired)} old secret(s) whose grace period ended"
+    )
+    return 0
+
+
 def _audit_export(args: argparse.Namespace) -> int:
     from bot.store import Store
 
@@ -84,6 +103,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "doctor", help="check the configuration, Slack, Entra, Graph, Key Vault and the database"
     )
+    commands.add_parser("scan", help="run the expiry scan (and grace-period removals) once, now")
     audit = commands.add_parser("audit", help="the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     export = audit_commands.add_parser("export", help="write the audit log for a SIEM")
@@ -94,7 +114,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    handler = {"serve": _serve, "demo": _demo, "doctor": _doctor, "audit": _audit_export}[args.command]
+    handler = {"serve": _serve, "demo": _demo, "doctor": _doctor,
+        "scan": _scan, "audit": _audit_export}[args.command]
     try:
         return handler(args)
     except OAuthBotError as error:

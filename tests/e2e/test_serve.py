@@ -107,3 +107,20 @@ def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
         "The secret value was sent to Slack: no",
     ):
         assert expected in result.stdout, expected
+
+
+def test_scan_runs_once_by_hand_with_the_serve_environment(cloud: FakeCloud, tmp_path: Path) -> None:
+    """`oauth-bot scan` with the same variables as serve pages through the managed apps and reports."""
+    env = {**os.environ, **cloud.environment(f"sqlite:///{tmp_path / 'scan.db'}")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "scan"],
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("scanned ") and "reminder(s)" in result.stdout
+    assert cloud.graph.calls_to("GET", r"^/v1\.0/applications$")[-1].arg("$top") == "999"
