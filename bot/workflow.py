@@ -686,14 +686,21 @@ class Workflow:
                     reason="orphan: no value in the vault",
                 )
 
+    def _steps_finished(self, request: Request, name: str) -> bool:
+        return any(s.step == name and s.state == "finished" for s in self.store.steps(request.id))
+
     def _steps_started(self, request: Request, name: str) -> bool:
         return any(s.step == name and s.state == "started" for s in self.store.steps(request.id))
 
     # --- the end ------------------------------------------------------------------------
     def _finish(self, request: Request, issued: IssuedSecret) -> None:
-        if not request.notified:
-            self._step(request, "notify", lambda: self.notifier.secret_ready(request, issued))
-            self.store.update_request(request.id, notified=True)
+        if not request.notified and not self._steps_finished(request, "notify"):
+
+            def notify() -> None:
+                self.notifier.secret_ready(request, issued)
+                self.store.update_request(request.id, notified=True)
+
+            self._step(request, "notify", notify)
         self.store.transition(request.id, from_status=[Status.APPROVED], to_status=Status.COMPLETED)
         self.store.audit(
             "oauth-bot", "request.completed", request_id=request.id, client_id=issued.app.client_id
