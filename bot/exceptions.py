@@ -8,6 +8,7 @@
     ├── Conflict                 the request is no longer in a state that allows the action
     ├── RateLimited              too many open requests / requests this hour
     ├── SecretLimitReached       the app holds the most client secrets its audience allows
+    ├── CardNotPosted            the approval card could not be posted, so the request was failed
     └── RemoteError              a remote service failed (after retries)
         ├── GraphError           Microsoft Graph answered an error
         │   └── LifetimePolicyError  the tenant's app-management policy refused the lifetime
@@ -55,6 +56,10 @@ class RateLimited(OAuthBotError):
 
 
 class SecretLimitReached(OAuthBotError):
+    pass
+
+
+class CardNotPosted(OAuthBotError):
     pass
 
 

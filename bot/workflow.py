@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 from bot.clock import utc
 from bot.config import Settings
 from bot.exceptions import (
+    CardNotPosted,
     Conflict,
     LifetimePolicyError,
     NotAllowed,
@@ -260,12 +261,26 @@ class Workflow:
         return self.store.get_request(request_id)
 
     def announce(self, request: Request) -> None:
-        """Post the approval card (once) and confirm to the requester."""
+        """Post the approval card (once) and confirm to the requester.
+
+        A request whose card cannot be posted is failed at once (no admin would ever see it),
+        and the requester is told why."""
         if request.card_ts is None:
-            channel, ts = self.notifier.post_request_card(request)
+            try:
+                channel, ts = self.notifier.post_request_card(request)
+            except RemoteError as error:
+                message = (
+                    f"the approval card could not be posted ({error}). The oauth-bot admins must check "
+                    "OAUTH_BOT_APPROVAL_CHANNEL and invite the bot to that channel; then ask again."
+                )
+                self.store.transition(
+                    request.id, from_status=[Status.PENDING], to_status=Status.FAILED, error=message
+                )
+                self.store.audit("oauth-bot", "request.failed", request_id=request.id, error=message)
+                raise CardNotPosted(f"Request #{request.id} was not filed: {message}") from None
             self.store.update_request(request.id, card_channel=channel, card_ts=ts)
             request.card_channel, request.card_ts = channel, ts
-        self.notifier.request_received(request)
+        self._safely(self.notifier.request_received, request)
 
     def approve(self, request_id: int, *, actor: str, retire_old_now: bool = False) -> Request:
         """Move pending → approved exactly once; the caller then hands it to the worker and

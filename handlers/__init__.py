@@ -5,11 +5,12 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Services
-from handlers import actions, commands, errors, events, views
+from handlers import actions, commands, errors, events, middleware, views
 
 
 def register(app: AsyncApp, services: Services) -> None:
     errors.register(app, services)
+    middleware.register(app, services)
     commands.register(app, services)
     views.register(app, services)
     actions.register(app, services)

@@ -1,0 +1,120 @@
+"""Guards: forged workspaces, per-user request limits, an approvals channel the bot cannot post
+to, and the append-only audit log with its export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
+from bot.fakes.slack_driver import SlackDriver
+from bot.server import BackgroundBot
+from bot.store import Status
+from tests.e2e.conftest import wait_until
+from tests.e2e.flows import approve, open_modal, request_new_app
+
+
+def test_a_signed_request_for_another_workspace_is_refused(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """A correctly signed command naming another team gets 401 and opens nothing."""
+    with SlackDriver(
+        app_url=bot.url, signing_secret=SIGNING_SECRET, slack=cloud.slack, team_id="T0FORGED"
+    ) as forged:
+        response = forged.command(DEVELOPER, "/oauth-app", "new forged-app")
+    assert response.status_code == 401
+    assert not cloud.slack.api_calls("views.open")
+
+
+class TestRequestLimits:
+    @pytest.fixture
+    def bot_settings(self) -> dict[str, Any]:
+        return {"oauth_bot_max_open_requests": 2, "oauth_bot_max_requests_per_hour": 3}
+
+    def test_open_request_and_hourly_limits_stop_spam(
+        self, cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+    ) -> None:
+        """A third open request is refused in the modal; after one is decided, the hourly limit is next."""
+        first = request_new_app(slack, DEVELOPER, "limit-app-1")
+        request_new_app(slack, DEVELOPER, "limit-app-2")
+        slack.command(DEVELOPER, "/oauth-app", "new limit-app-3")
+        refused = slack.submit(DEVELOPER, open_modal(slack, DEVELOPER), {"Justification": "third"})
+        assert refused.json()["response_action"] == "errors"
+        assert "You already have 2 open requests" in refused.json()["errors"]["name"]
+
+        approve(slack, cloud, bot, first, ADMINS[0])
+        request_new_app(slack, DEVELOPER, "limit-app-3")  # 2 open again, 3 this hour
+        approve(slack, cloud, bot, cloud.slack.messages(APPROVAL_CHANNEL)[-1], ADMINS[0])
+        slack.command(DEVELOPER, "/oauth-app", "new limit-app-4")
+        refused = slack.submit(DEVELOPER, open_modal(slack, DEVELOPER), {"Justification": "fourth"})
+        assert "3 requests in the last hour" in refused.json()["errors"]["name"]
+        assert bot.services is not None
+        assert len(bot.services.store.requests_by(DEVELOPER, statuses=list(Status))) == 3
+
+
+class TestUnpostableCard:
+    @pytest.fixture
+    def bot_settings(self) -> dict[str, Any]:
+        return {"oauth_bot_approval_channel": "C0NOWHERE"}
+
+    def test_a_card_that_cannot_be_posted_fails_the_request_and_says_why(
+        self, cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+    ) -> None:
+        """channel_not_found for the approvals channel: the requester is told, nothing stays pending."""
+        slack.command(DEVELOPER, "/oauth-app", "new orphan-card-app")
+        slack.submit(DEVELOPER, open_modal(slack, DEVELOPER), {"Justification": "x"})
+        dm = wait_until(
+            lambda: [
+                m for m in cloud.slack.dm_messages(DEVELOPER) if "could not be filed" in m.get("text", "")
+            ],
+            what="the requester's notice",
+        )[-1]
+        assert "channel_not_found" in dm["text"] and "invite the bot" in dm["text"]
+        assert bot.services is not None
+        statuses = [r.status for r in bot.services.store.requests_by(DEVELOPER, statuses=list(Status))]
+        assert statuses == [Status.FAILED]
+
+
+def test_audit_log_records_every_decision_and_exports_without_values(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, database_path: Path
+) -> None:
+    """The audit log holds who did what for a whole flow, exports as JSONL and CSV, and holds no value."""
+    card = request_new_app(slack, DEVELOPER, "audited-app")
+    request = approve(slack, cloud, bot, card, ADMINS[1])
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database_path}"}
+    exports = {
+        fmt: subprocess.run(
+            [sys.executable, "-m", "bot.cli", "audit", "export", "--format", fmt],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        for fmt in ("jsonl", "csv")
+    }
+    events = [json.loads(line) for line in exports["jsonl"].splitlines()]
+    actions = [(e["actor"], e["action"]) for e in events if e["request_id"] == request.id]
+    assert actions[:2] == [(DEVELOPER, "request.submitted"), (ADMINS[1], "request.approved")]
+    assert {"app.created", "secret.added", "secret.stored", "request.completed"} <= {a for _, a in actions}
+    rows = list(csv.DictReader(io.StringIO(exports["csv"])))
+    assert len(rows) == len(events) and rows[0]["action"] == events[0]["action"]
+    value = cloud.vault.value_of(f"oauth-{request.client_id}") or "unreachable"
+    assert value not in exports["jsonl"] and value not in exports["csv"]
+
+
+def test_the_audit_log_has_no_update_or_delete_path() -> None:
+    """No code in bot/ or handlers/ updates or deletes audit rows (append-only by construction)."""
+    root = Path(__file__).resolve().parents[2]
+    sources = [p.read_text() for folder in ("bot", "handlers") for p in (root / folder).rglob("*.py")]
+    for source in sources:
+        assert "update(AuditEvent" not in source and "delete(AuditEvent" not in source
+        assert "AuditEvent).delete" not in source and "session.delete(event" not in source
