@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.clock import utc
+from bot.clock import iso, utc
 from bot.config import Settings
 from bot.exceptions import NotAllowed, NotFound, OAuthBotError
 from bot.graph import Application, GraphClient, PasswordCredential
@@ -163,10 +163,14 @@ class Lifecycle:
     def scan(self) -> ScanReport:
         report = ScanReport()
         now = self.store.now()
+        # ISO 8601 UTC timestamps sort as text: skip the far-from-expiry majority without parsing.
+        horizon = iso(now + timedelta(days=max(self.settings.reminder_days, default=0) + 1))
         for data in self.graph.iter_applications(select=SCAN_SELECT, filter=f"tags/any(t:t eq '{APP_TAG}')"):
             report.apps += 1
             for raw in data.get("passwordCredentials") or ():
                 report.secrets += 1
+                if str(raw.get("endDateTime") or "9999")[:19] > horizon[:19]:
+                    continue
                 password = PasswordCredential.from_graph(raw)
                 left = days_left(password.end, now)
                 threshold = None if left is None else self.threshold_for(left)
