@@ -59,8 +59,11 @@ def _text(text: str, **style: bool) -> RichTextElementParts.Text:
     return RichTextElementParts.Text(text=text, style=style or None)
 
 
-def _user(user_id: str) -> RichTextElementParts.User:
+def user_mention(user_id: str) -> RichTextElementParts.User:
     return RichTextElementParts.User(user_id=user_id)
+
+
+_user = user_mention
 
 
 def facts(rows: list[tuple[str, Any]]) -> RichTextBlock:

@@ -446,6 +446,24 @@ class Store:
                 )
             )
 
+    def soonest_credentials(
+        self, *, owner: str | None = None, limit: int = 20
+    ) -> list[tuple[ManagedApp, Credential]]:
+        """Live credentials, soonest expiry first (expired first of all), with their apps: one query."""
+        with self.session() as session:
+            query = (
+                select(ManagedApp, Credential)
+                .join(Credential, Credential.client_id == ManagedApp.client_id)
+                .where(Credential.status.in_(["active", "retiring"]))
+                .order_by(Credential.end.is_(None), Credential.end)
+                .limit(limit)
+            )
+            if owner is not None:
+                query = query.join(AppOwner, AppOwner.client_id == ManagedApp.client_id).where(
+                    AppOwner.slack_user_id == owner
+                )
+            return [(app, credential) for app, credential in session.execute(query).all()]
+
     def credential(self, key_id: str) -> Credential | None:
         with self.session() as session:
             return session.get(Credential, key_id)
