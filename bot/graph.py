@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -198,16 +199,22 @@ class GraphClient:
     def iter_applications(
         self, *, select: str = APP_SELECT, filter: str | None = None, top: int = 999
     ) -> Iterator[dict[str, Any]]:
-        """Every application the bot can see, one page in memory at a time."""
-        params: dict[str, str] | None = {"$select": select, "$top": str(top)}
-        if filter and params is not None:
+        """Every application the bot can see. The next page is fetched while the caller works
+        through the current one, so at most two pages are in memory."""
+        params = {"$select": select, "$top": str(top)}
+        if filter:
             params["$filter"] = filter
-        url = "/applications"
-        while url:
-            page = self._call("GET", url, "list applications", params=params).json()
-            yield from page.get("value", [])
-            url = page.get("@odata.nextLink") or ""
-            params = None  # the next link carries them
+
+        def fetch(url: str, query: dict[str, str] | None) -> dict[str, Any]:
+            return dict(self._call("GET", url, "list applications", params=query).json())
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-pages") as pages:
+            pending: Future[dict[str, Any]] | None = pages.submit(fetch, "/applications", params)
+            while pending is not None:
+                page = pending.result()
+                next_link = page.get("@odata.nextLink")  # it carries the query parameters
+                pending = pages.submit(fetch, next_link, None) if next_link else None
+                yield from page.get("value", [])
 
     # --- passwords --------------------------------------------------------------------
     def add_password(self, object_id: str, *, display_name: str, end: datetime) -> NewPassword:
