@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
@@ -92,7 +91,11 @@ print(json.dumps({"apps": report.apps, "secrets": report.secrets, "seconds": ela
 
 def run(script: str, env: dict[str, str]) -> dict[str, float]:
     result = subprocess.run(
-        [sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
         check=False,
     )
     if result.returncode != 0:
@@ -109,14 +112,20 @@ def main() -> None:
     with FakeCloud(work) as cloud:
         now = datetime.now(UTC)
         cloud.graph.seed_apps(
-            args.apps, owner_appid=BOT_CLIENT_ID, tag="oauth-bot",
+            args.apps,
+            owner_appid=BOT_CLIENT_ID,
+            tag="oauth-bot",
             end_dates=lambda i: now + timedelta(days=400 + i % 300),
         )
         env = {
             **cloud.environment(f"sqlite:///{work / 'bench.db'}"),
-            "ROOT": str(ROOT), "SELECT": SELECT, "FILTER": FILTER,
+            "ROOT": str(ROOT),
+            "SELECT": SELECT,
+            "FILTER": FILTER,
             "TOKEN_URL": f"{cloud.entra.url}/{TENANT_ID}/oauth2/v2.0/token",
-            "CLIENT_ID": BOT_CLIENT_ID, "CLIENT_SECRET": BOT_CLIENT_SECRET, "GRAPH": cloud.graph.url,
+            "CLIENT_ID": BOT_CLIENT_ID,
+            "CLIENT_SECRET": BOT_CLIENT_SECRET,
+            "GRAPH": cloud.graph.url,
         }
         raw, ours, requests = [], [], []
         for _ in range(args.runs):

@@ -37,6 +37,16 @@ def _doctor(args: argparse.Namespace) -> int:
     return run_doctor(settings)
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from bot.schema import HEAD, upgrade
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    revision = upgrade(settings.database_url)
+    print(f"the database schema is at revision {revision}" + (" (head)" if revision == HEAD else ""))
+    return 0
+
+
 def _scan(args: argparse.Namespace) -> int:
     from bot.runtime import build
 
@@ -104,6 +114,7 @@ def parser() -> argparse.ArgumentParser:
         "doctor", help="check the configuration, Slack, Entra, Graph, Key Vault and the database"
     )
     commands.add_parser("scan", help="run the expiry scan (and grace-period removals) once, now")
+    commands.add_parser("migrate", help="create or upgrade the database schema (before starting replicas)")
     audit = commands.add_parser("audit", help="the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     export = audit_commands.add_parser("export", help="write the audit log for a SIEM")
@@ -114,8 +125,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    handler = {"serve": _serve, "demo": _demo, "doctor": _doctor,
-        "scan": _scan, "audit": _audit_export}[args.command]
+    handler = {
+        "serve": _serve,
+        "demo": _demo,
+        "doctor": _doctor,
+        "scan": _scan,
+        "migrate": _migrate,
+        "audit": _audit_export,
+    }[args.command]
     try:
         return handler(args)
     except OAuthBotError as error:

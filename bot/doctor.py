@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.exceptions import OAuthBotError
 from bot.identity import TokenSource
 from bot.notifier import make_web_client
+from bot.schema import ensure_schema
 from bot.store import Store
 from bot.workflow import OWNER_ROLE, USER_READ_ROLE
 
@@ -71,8 +72,12 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
 
     def database() -> str:
         store = Store.from_url(settings.database_url)
-        store.create_schema()
-        return f"{store.engine.url.render_as_string(hide_password=True)} reachable"
+        try:
+            revision = ensure_schema(store, auto_create=False)
+        finally:
+            store.engine.dispose()
+        where = store.engine.url.render_as_string(hide_password=True)
+        return f"{where} reachable, schema at revision {revision}"
 
     check("database", database)
     out("all checks passed" if not failures else f"{failures} check(s) failed")

@@ -19,6 +19,7 @@ from bot.logs import redact_value
 from bot.notifier import SlackNotifier, make_web_client
 from bot.retry import RetryPolicy
 from bot.scheduler import Scheduler
+from bot.schema import ensure_schema
 from bot.store import Store
 from bot.vault import Vault
 from bot.verify import SecretVerifier
@@ -73,8 +74,8 @@ def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool
         if secret is not None:
             redact_value(secret.get_secret_value())
     store = Store.from_url(settings.database_url, clock=clock)
-    if create_schema:
-        store.create_schema()
+    # Only SQLite is created on the fly; PostgreSQL (replicas) is migrated with `oauth-bot migrate`.
+    ensure_schema(store, auto_create=create_schema and store.engine.dialect.name == "sqlite")
     tokens = TokenSource(settings)
     graph = GraphClient(
         settings.graph_base,

@@ -124,3 +124,34 @@ def test_scan_runs_once_by_hand_with_the_serve_environment(cloud: FakeCloud, tmp
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("scanned ") and "reminder(s)" in result.stdout
     assert cloud.graph.calls_to("GET", r"^/v1\.0/applications$")[-1].arg("$top") == "999"
+
+
+def test_doctor_checks_every_dependency_and_names_what_is_missing(cloud: FakeCloud, tmp_path: Path) -> None:
+    """With full configuration every check passes; a bot app without Graph permissions fails the
+    Entra check with the permission it lacks."""
+    env = {**os.environ, **cloud.environment(f"sqlite:///{tmp_path / 'doctor.db'}")}
+    subprocess.run([sys.executable, "-m", "bot.cli", "migrate"], check=True, env=env, cwd=tmp_path, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "doctor"],
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "all checks passed" in ok.stdout and "owners of record only" in ok.stdout
+    cloud.entra.register_client("0b07b07b-0000-4000-8000-0000000000d0", "doctor-secret", [])
+    env.update(AZURE_CLIENT_ID="0b07b07b-0000-4000-8000-0000000000d0", AZURE_CLIENT_SECRET="doctor-secret")
+    bad = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "doctor"],
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1
+    assert "FAIL  Entra ID + Graph" in bad.stdout and "Application.ReadWrite.OwnedBy" in bad.stdout
