@@ -85,7 +85,8 @@ before = rss("VmRSS:")
 started = time.perf_counter()
 report = lifecycle.scan()
 elapsed = time.perf_counter() - started
-print(json.dumps({"apps": report.apps, "secrets": report.secrets, "seconds": elapsed, "growth": rss("VmHWM:") - before}))
+growth = rss("VmHWM:") - before
+print(json.dumps({"apps": report.apps, "secrets": report.secrets, "seconds": elapsed, "growth": growth}))
 """
 
 
@@ -143,7 +144,7 @@ def main() -> None:
     ratio = ours_s / raw_s
     print(f"apps seen by the scan: {ours[0]['apps']}")
     print(f"requests ≤ 51: {'yes' if max(requests) <= 51 else 'NO'} ({max(requests)})")
-    print(f"paging time ≤ 1.2 × raw: {'yes' if ratio <= 1.2 else 'NO'} ({ratio:.2f}×)")
+    print(f"paging time ≤ 1.2 x raw: {'yes' if ratio <= 1.2 else 'NO'} ({ratio:.2f}x)")
     print(f"memory ≤ raw + 50 MB: {'yes' if ours_mb <= raw_mb + 50 else 'NO'} ({ours_mb - raw_mb:+.1f} MB)")
 
 
