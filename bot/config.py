@@ -142,13 +142,9 @@ class Settings(BaseSettings):
             raise ConfigError("missing configuration: " + ", ".join(missing))
 
     def require_for_serve(self) -> None:
-        self.require(
-            "slack_bot_token",
-            "oauth_bot_approval_channel",
-            "azure_tenant_id",
-            "azure_client_id",
-            "key_vault_url",
-        )
+        self.require("slack_bot_token", "oauth_bot_approval_channel", "azure_tenant_id", "key_vault_url")
+        if self.azure_client_secret or self.azure_client_certificate_path:
+            self.require("azure_client_id")
         if not self.slack_app_token:
             self.require("slack_signing_secret")
         if not self.admins:

@@ -55,7 +55,7 @@ class TokenSource:
     """
 
     def __init__(self, settings: Settings) -> None:
-        settings.require("azure_tenant_id", "azure_client_id")
+        settings.require("azure_tenant_id")
         self._settings = settings
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -63,6 +63,7 @@ class TokenSource:
         self._managed: msal.ManagedIdentityClient | None = None
         self._confidential: msal.ConfidentialClientApplication | None = None
         if settings.azure_client_secret or settings.azure_client_certificate_path:
+            settings.require("azure_client_id")
             credential: Any = (
                 settings.azure_client_secret.get_secret_value()
                 if settings.azure_client_secret
@@ -82,10 +83,12 @@ class TokenSource:
                     f"could not reach the authority {settings.authority_host}: {type(error).__name__}"
                 ) from None
         else:
-            self._managed = msal.ManagedIdentityClient(
-                msal.UserAssignedManagedIdentity(client_id=settings.azure_client_id),
-                http_client=requests.Session(),
+            identity: Any = (
+                msal.UserAssignedManagedIdentity(client_id=settings.azure_client_id)
+                if settings.azure_client_id
+                else msal.SystemAssignedManagedIdentity()
             )
+            self._managed = msal.ManagedIdentityClient(identity, http_client=requests.Session())
 
     def _lock_for(self, scope: str) -> threading.Lock:
         with self._locks_guard:
