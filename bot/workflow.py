@@ -119,12 +119,9 @@ class Workflow:
     # --- decisions (called from Slack handlers) ---------------------------------------
     def submit_new_app(self, *, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
         """Store a pending request, post its approval card and confirm to the requester."""
-        check_request_limits(self.settings, self.store, requester_id)
-        request = self.store.add_request(
+        request = self._file(
             Request(
-                uid=uuid.uuid4().hex,
                 kind=Kind.NEW_APP,
-                status=Status.PENDING,
                 requester_id=requester_id,
                 team_id=team_id,
                 display_name=data.display_name,
@@ -134,19 +131,29 @@ class Workflow:
                 secret_description=data.secret_description,
                 secret_days=data.secret_days,
                 justification=data.justification,
-                notified=False,
-                attempts=0,
-            ),
-            ttl=timedelta(days=self.settings.oauth_bot_request_ttl_days),
+            )
         )
+        self.announce(request)
+        return request
+
+    def _file(self, request: Request) -> Request:
+        """Store a new pending request (within the requester's limits) and audit it."""
+        check_request_limits(self.settings, self.store, request.requester_id)
+        request.uid, request.status, request.notified, request.attempts = (
+            uuid.uuid4().hex,
+            Status.PENDING,
+            False,
+            0,
+        )
+        self.store.add_request(request, ttl=timedelta(days=self.settings.oauth_bot_request_ttl_days))
         self.store.audit(
-            requester_id,
+            request.requester_id,
             "request.submitted",
             request_id=request.id,
             kind=request.kind,
             display_name=request.display_name,
+            client_id=request.client_id,
         )
-        self.announce(request)
         return request
 
     # --- rotation -------------------------------------------------------------------------
@@ -190,13 +197,10 @@ class Workflow:
         """File a rotation; owners may rotate without approval when the setting allows it."""
         app = self.find_managed_app(target)
         self.check_can_manage(app, requester_id)
-        check_request_limits(self.settings, self.store, requester_id)
         today = self.store.now().strftime("%Y-%m-%d")
-        request = self.store.add_request(
+        request = self._file(
             Request(
-                uid=uuid.uuid4().hex,
                 kind=Kind.ROTATE,
-                status=Status.PENDING,
                 requester_id=requester_id,
                 team_id=team_id,
                 display_name=app.display_name,
@@ -207,17 +211,7 @@ class Workflow:
                 client_id=app.client_id,
                 object_id=app.object_id,
                 grace_days=self.settings.oauth_bot_grace_days,
-                notified=False,
-                attempts=0,
-            ),
-            ttl=timedelta(days=self.settings.oauth_bot_request_ttl_days),
-        )
-        self.store.audit(
-            requester_id,
-            "request.submitted",
-            request_id=request.id,
-            kind=request.kind,
-            client_id=app.client_id,
+            )
         )
         self_service = self.settings.oauth_bot_owner_self_rotate and self.is_owner(app, requester_id)
         if self_service and self.store.transition(
