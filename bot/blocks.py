@@ -47,9 +47,9 @@ USAGE = (
     "*oauth-bot* — Entra ID app registrations and client secrets, without pasting secrets into chat.\n"
     "• `/oauth-app new [name]` — ask for a new app registration with a client secret\n"
     "• `/oauth-app list` — your apps and their secrets (admins: `/oauth-app list all`)\n"
-    "• `/oauth-app show <client-id>` — one app in full, with the Key Vault link\n"
-    "• `/oauth-secret rotate <client-id or name>` — a new client secret next to the old one\n"
-    "• `/oauth-secret list <client-id>` — the secrets of an app\n"
+    "• `/oauth-app show &lt;client-id&gt;` — one app in full, with the Key Vault link\n"
+    "• `/oauth-secret rotate &lt;client-id or name&gt;` — a new client secret next to the old one\n"
+    "• `/oauth-secret list &lt;client-id&gt;` — the secrets of an app\n"
     "• `/oauth-app help` — this help\n"
     "Secret values go straight into Azure Key Vault; you get the IDs and a vault link."
 )
@@ -456,7 +456,9 @@ def app_list(views: list[AppView], *, everyone: bool, total: int) -> Message:
         more = total - len(views[:12])
         blocks.append(
             ContextBlock(
-                elements=[MarkdownTextObject(text=f"…and {more} more; use `/oauth-app show <client-id>`.")]
+                elements=[
+                    MarkdownTextObject(text=f"…and {more} more; use `/oauth-app show &lt;client-id&gt;`.")
+                ]
             )
         )
     return f"{title}: {total}", _dicts(blocks[:50])

@@ -47,7 +47,17 @@ class NewAppInput:
 
 
 def _has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+    """Control and format characters, line/paragraph separators, and lone surrogates."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") for ch in text)
+
+
+def has_bad_multiline_characters(text: str) -> bool:
+    """For free text that may span lines: control characters other than tab and line breaks
+    (NUL cannot be stored in PostgreSQL), and lone surrogates (not storable as UTF-8)."""
+    return any(
+        (unicodedata.category(ch) == "Cc" and ch not in "\t\n\r") or unicodedata.category(ch) == "Cs"
+        for ch in text
+    )
 
 
 def lifetime_label(days: int) -> str:
@@ -60,14 +70,14 @@ def redirect_uri_problem(uri: str) -> str | None:
     if len(uri) > MAX_REDIRECT_URI:
         return f"Use at most {MAX_REDIRECT_URI} characters."
     if any(ch.isspace() for ch in uri) or _has_control_characters(uri):
-        return "A redirect URI cannot contain spaces."
+        return "A redirect URI cannot contain spaces or control characters."
     try:
         parts = urlsplit(uri)
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         return "This is not a valid URL."
-    if parts.scheme not in ("https", "http") or not parts.netloc:
+    if parts.scheme not in ("https", "http") or not host:
         return "Enter an absolute URL starting with https:// (http:// only for localhost)."
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         return "Use https://. Plain http:// is allowed only for localhost."
@@ -138,6 +148,8 @@ def validate_new_app(
         errors["justification"] = "Tell the approvers what the application is for."
     elif len(reason) > MAX_JUSTIFICATION:
         errors["justification"] = f"Use at most {MAX_JUSTIFICATION} characters."
+    elif has_bad_multiline_characters(reason):
+        errors["justification"] = "The justification cannot contain control characters."
 
     if errors:
         raise ValidationError(errors)

@@ -67,6 +67,10 @@ class HttpServer:
         self.web.router.add_get("/healthz", self._healthz)
 
     async def _slack(self, request: web.Request) -> web.Response:
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if self.services.settings.slack_app_token is None and not timestamp.isdigit():
+            # Not from Slack; refused here because slack_sdk's verifier raises on a non-number.
+            return web.Response(status=401)
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 

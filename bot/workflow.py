@@ -551,8 +551,14 @@ class Workflow:
         )
         if verify is None:
             return issued
-        verified = self._step(request, "verify", lambda: verify(app.client_id, new.secret))
-        self.store.update_request(request.id, verified=verified)
+
+        def check() -> bool:
+            # Stored inside the step, like `notified`: a restart after "verify finished" keeps it.
+            result = verify(app.client_id, new.secret)
+            self.store.update_request(request.id, verified=result)
+            return result
+
+        verified = self._step(request, "verify", check)
         request.verified = verified
         return replace(issued, verified=verified)
 

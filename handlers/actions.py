@@ -9,11 +9,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
-from bot.exceptions import OAuthBotError, ValidationError
+from bot.exceptions import OAuthBotError
 from bot.ids import Action
 from bot.policy import check_can_decide
 from bot.runtime import Services
 from bot.store import Status, require_status
+from handlers.text import error_text
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -22,7 +23,7 @@ def _value(body: dict[str, Any]) -> str:
 
 async def _tell(client: AsyncWebClient, body: dict[str, Any], error: OAuthBotError | str) -> None:
     """An ephemeral answer where the click happened (a DM when there is no channel)."""
-    text = next(iter(error.fields.values())) if isinstance(error, ValidationError) else str(error)
+    text = error_text(error) if isinstance(error, OAuthBotError) else error
     user = body["user"]["id"]
     channel = (body.get("channel") or {}).get("id")
     if channel:

@@ -10,20 +10,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
-from bot.exceptions import OAuthBotError, ValidationError
+from bot.exceptions import OAuthBotError
 from bot.runtime import Services
 from bot.store import Status
-from handlers.text import inert
+from handlers.text import error_text, inert
 
 SECRET_USAGE = (
     "*oauth-bot* secret commands:\n"
-    "• `/oauth-secret rotate <client-id or app name>` — a new client secret next to the old one\n"
-    "• `/oauth-secret list <client-id>` — the secrets of an app"
+    "• `/oauth-secret rotate &lt;client-id or app name&gt;` — a new client secret next to the old one\n"
+    "• `/oauth-secret list &lt;client-id&gt;` — the secrets of an app"
 )
-
-
-def _error_text(error: OAuthBotError) -> str:
-    return next(iter(error.fields.values())) if isinstance(error, ValidationError) else str(error)
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -63,19 +59,19 @@ def register(app: AsyncApp, services: Services) -> None:
                     apps = await asyncio.to_thread(lifecycle.visible_apps, user_id, everyone=everyone)
                     views = await asyncio.to_thread(lambda: [lifecycle.app_view(a) for a in apps[:12]])
                 except OAuthBotError as error:
-                    await respond(text=_error_text(error), response_type="ephemeral")
+                    await respond(text=error_text(error), response_type="ephemeral")
                     return
                 await answer(respond, blocks.app_list(views, everyone=everyone, total=len(apps)))
             case "show":
                 if not rest.strip():
-                    await ack(text="Usage: `/oauth-app show <client-id>`")
+                    await ack(text="Usage: `/oauth-app show &lt;client-id&gt;`")
                     return
                 await ack()
                 try:
                     found = await asyncio.to_thread(lifecycle.find_visible, user_id, rest)
                     details = await asyncio.to_thread(lifecycle.app_view, found)
                 except OAuthBotError as error:
-                    await respond(text=_error_text(error), response_type="ephemeral")
+                    await respond(text=error_text(error), response_type="ephemeral")
                     return
                 await answer(respond, blocks.app_detail(details, str(settings.azure_tenant_id)))
             case "" | "help":
@@ -98,7 +94,7 @@ def register(app: AsyncApp, services: Services) -> None:
                         target=rest,
                     )
                 except OAuthBotError as error:
-                    await respond(text=_error_text(error), response_type="ephemeral")
+                    await respond(text=error_text(error), response_type="ephemeral")
                     return
                 name = inert(request.display_name, limit=120)
                 if request.status == Status.APPROVED:
@@ -113,12 +109,14 @@ def register(app: AsyncApp, services: Services) -> None:
                     found = await asyncio.to_thread(lifecycle.find_visible, user_id, rest)
                     view = await asyncio.to_thread(lifecycle.app_view, found)
                 except OAuthBotError as error:
-                    await respond(text=_error_text(error), response_type="ephemeral")
+                    await respond(text=error_text(error), response_type="ephemeral")
                     return
                 await answer(respond, blocks.secrets_list(view))
             case "" | "help":
                 await ack(text=SECRET_USAGE)
             case "rotate" | "list":
-                await ack(text=f"Name the app: `/oauth-secret {subcommand.lower()} <client-id or app name>`")
+                await ack(
+                    text=f"Name the app: `/oauth-secret {subcommand.lower()} &lt;client-id or app name&gt;`"
+                )
             case _:
                 await ack(text=f"Unknown subcommand {inert(subcommand)}.\n\n{SECRET_USAGE}")

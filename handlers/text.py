@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.exceptions import OAuthBotError, ValidationError
+
+
+def escaped(text: str) -> str:
+    """Text for a mrkdwn answer with Slack's three control characters escaped: a name or an
+    error that quotes user input cannot become a mention or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def error_text(error: OAuthBotError) -> str:
+    """What to tell the user about an error, safe for mrkdwn."""
+    return escaped(next(iter(error.fields.values())) if isinstance(error, ValidationError) else str(error))
+
 
 def inert(text: str, limit: int = 80) -> str:
     """User text made safe for mrkdwn: no mention, link or formatting survives."""
-    cleaned = text[:limit].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return "`" + cleaned.replace("`", "'") + "`"
+    return "`" + escaped(text[:limit]).replace("`", "'") + "`"
 
 
 def state_value(view: dict[str, Any], block_id: str) -> str | None:

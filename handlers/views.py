@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.exceptions import OAuthBotError, RateLimited, ValidationError
 from bot.ids import Callback, Field
-from bot.policy import check_request_limits, validate_new_app
+from bot.policy import check_request_limits, has_bad_multiline_characters, validate_new_app
 from bot.runtime import Services
 from handlers.text import state_value
 
@@ -63,6 +63,12 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         if len(reason) > 2000:
             await ack(response_action="errors", errors={Field.DENY_REASON: "Use at most 2000 characters."})
+            return
+        if has_bad_multiline_characters(reason):
+            await ack(
+                response_action="errors",
+                errors={Field.DENY_REASON: "The reason cannot contain control characters."},
+            )
             return
         try:
             request_id = int(json.loads(view.get("private_metadata") or "{}")["request_id"])

@@ -22,6 +22,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `oauth-bot ARGS` as an operator would (the console script's module)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
@@ -69,15 +82,7 @@ def test_serve_in_http_mode_answers_healthz_and_slack_and_stops_on_sigterm(
 def test_serve_with_missing_configuration_says_what_is_missing(tmp_path: Path) -> None:
     """No Slack or Azure settings: exit code 2 and the missing variable names, no traceback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AZURE_", "OAUTH_BOT_"))}
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve"],
-        check=False,
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _cli("serve", env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert "SLACK_BOT_TOKEN" in result.stderr and "AZURE_TENANT_ID" in result.stderr
     assert "Traceback" not in result.stderr
@@ -86,15 +91,7 @@ def test_serve_with_missing_configuration_says_what_is_missing(tmp_path: Path) -
 def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
     """The README's first command: the modal, the card, the DM and the masked vault content."""
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")}
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo"],
-        check=False,
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _cli("demo", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     for expected in (
         "Modal: New app registration",
@@ -112,15 +109,7 @@ def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
 def test_scan_runs_once_by_hand_with_the_serve_environment(cloud: FakeCloud, tmp_path: Path) -> None:
     """`oauth-bot scan` with the same variables as serve pages through the managed apps and reports."""
     env = {**os.environ, **cloud.environment(f"sqlite:///{tmp_path / 'scan.db'}")}
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "scan"],
-        check=False,
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _cli("scan", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("scanned ") and "reminder(s)" in result.stdout
     assert cloud.graph.calls_to("GET", r"^/v1\.0/applications$")[-1].arg("$top") == "999"
@@ -130,28 +119,12 @@ def test_doctor_checks_every_dependency_and_names_what_is_missing(cloud: FakeClo
     """With full configuration every check passes; a bot app without Graph permissions fails the
     Entra check with the permission it lacks."""
     env = {**os.environ, **cloud.environment(f"sqlite:///{tmp_path / 'doctor.db'}")}
-    subprocess.run([sys.executable, "-m", "bot.cli", "migrate"], check=True, env=env, cwd=tmp_path, timeout=120)
-    ok = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "doctor"],
-        check=False,
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    assert _cli("migrate", env=env, cwd=tmp_path).returncode == 0
+    ok = _cli("doctor", env=env, cwd=tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "all checks passed" in ok.stdout and "owners of record only" in ok.stdout
     cloud.entra.register_client("0b07b07b-0000-4000-8000-0000000000d0", "doctor-secret", [])
     env.update(AZURE_CLIENT_ID="0b07b07b-0000-4000-8000-0000000000d0", AZURE_CLIENT_SECRET="doctor-secret")
-    bad = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "doctor"],
-        check=False,
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = _cli("doctor", env=env, cwd=tmp_path)
     assert bad.returncode == 1
     assert "FAIL  Entra ID + Graph" in bad.stdout and "Application.ReadWrite.OwnedBy" in bad.stdout
