@@ -1,0 +1,75 @@
+"""Fixtures for the PostgreSQL tests: a fresh database per test on the session's throwaway
+server, the loopback fakes, and helpers to run `oauth-bot` as a real process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from bot.fakes.cloud import FakeCloud
+from bot.schema import upgrade
+from tests.pg import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCloud]:
+    with FakeCloud(tmp_path_factory.mktemp("ca")) as fakes:
+        yield fakes
+
+
+@pytest.fixture(autouse=True)
+def _trust_and_reset(
+    _clean_environment: None, cloud: FakeCloud, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Clients trust the fakes' CA; each test sees only its own Slack conversations."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(cloud.ca.bundle_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cloud.ca.bundle_path))
+    cloud.slack.reset()
+    yield
+    for server in cloud.servers:
+        server.clear_faults()
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer) -> Iterator[str]:
+    """An empty database of its own (dropped afterwards, with any connection left to it)."""
+    name = f"oauth_bot_{uuid.uuid4().hex[:12]}"
+    yield postgres.create_database(name)
+    with psycopg.connect(postgres.dsn("postgres"), autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    """The database after `oauth-bot migrate` (what an operator does before starting replicas)."""
+    upgrade(database_url)
+    return database_url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def process_env(cloud: FakeCloud, database_url: str, port: int = 0, **extra: str) -> dict[str, str]:
+    """The environment of an `oauth-bot` process: this one's, the fakes' settings, `extra`."""
+    return {**os.environ, **cloud.environment(database_url, port=port), **extra}
+
+
+def read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""

@@ -1,0 +1,219 @@
+"""Several replicas of the bot on one PostgreSQL database: a decision is taken once however
+many clicks land on however many replicas, and work a dead replica claimed is finished by
+another once its lease runs out."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
+from bot.fakes.slack_driver import SlackDriver
+from bot.server import BackgroundBot
+from bot.store import Status, Store
+from bot.vault import secret_name_for
+from tests.e2e.conftest import wait_until
+from tests.e2e.flows import request_id_of, request_new_app, wait_for_status
+from tests.postgres.conftest import free_port, healthy, process_env, read
+
+pytestmark = pytest.mark.postgres
+
+CLICKS = 50
+
+
+class GatedTransport(httpx.BaseTransport):
+    """Holds every request at a barrier, then lets them all go at once: each clicker has
+    looked at the card (as it was) before any click reaches a bot."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        self.barrier = barrier
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.barrier.wait()
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _apps_named(cloud: FakeCloud, name: str) -> list[dict[str, Any]]:
+    return [a for a in cloud.graph.apps() if a["displayName"] == name]
+
+
+def _done_dms(cloud: FakeCloud, request_id: int) -> list[dict[str, Any]]:
+    return [m for m in cloud.slack.dm_messages(DEVELOPER) if f"#{request_id} is done" in m.get("text", "")]
+
+
+def _replica(cloud: FakeCloud, url: str, **settings: Any) -> BackgroundBot:
+    return BackgroundBot(
+        cloud.settings(url, oauth_bot_retry_budget_seconds=20.0, oauth_bot_poll_seconds=0.5, **settings)
+    )
+
+
+def test_fifty_approve_clicks_across_two_replicas_create_one_app(cloud: FakeCloud, migrated_url: str) -> None:
+    """Two replicas share the database; a developer files a request through replica 1; 50
+    Approve clicks from both admins arrive at the same moment, spread over both replicas.
+    Exactly one click wins: one app, one client secret, one vault version, one "is done" DM,
+    one request.approved audit event; every other click is told the request is already
+    decided, and no click hits an unexpected error."""
+    name = f"replicas-{uuid.uuid4().hex[:8]}"
+    store = Store.from_url(migrated_url)
+    barrier = threading.Barrier(CLICKS, timeout=60)
+    with ExitStack() as stack:
+        stack.callback(store.engine.dispose)
+        replicas = [stack.enter_context(_replica(cloud, migrated_url)) for _ in range(2)]
+        for replica in replicas:
+            assert replica.services is not None
+            stack.callback(replica.services.store.engine.dispose)
+        with SlackDriver(app_url=replicas[0].url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack:
+            card = request_new_app(slack, DEVELOPER, name)
+        request_id = request_id_of(card)
+        clickers = [
+            stack.enter_context(
+                SlackDriver(
+                    app_url=replica.url,
+                    signing_secret=SIGNING_SECRET,
+                    slack=cloud.slack,
+                    client=stack.enter_context(httpx.Client(transport=GatedTransport(barrier), timeout=60.0)),
+                )
+            )
+            for replica in replicas
+        ]
+
+        def click(index: int) -> int:
+            driver = clickers[index % 2]
+            admin = ADMINS[(index // 2) % 2]
+            return driver.click(admin, "Approve", message=card, channel=APPROVAL_CHANNEL).status_code
+
+        with ThreadPoolExecutor(max_workers=CLICKS) as pool:
+            statuses = list(pool.map(click, range(CLICKS), timeout=120))
+        assert statuses == [200] * CLICKS
+
+        request = wait_for_status(replicas[0], request_id, Status.COMPLETED, Status.FAILED)
+        assert request.status == Status.COMPLETED, request.error
+        wait_until(lambda: _done_dms(cloud, request_id), what="the 'is done' DM")
+        # Stop both replicas (their listeners and workers finish) before counting anything.
+        for replica in replicas:
+            replica.stop()
+
+        apps = _apps_named(cloud, name)
+        assert len(apps) == 1
+        assert apps[0]["appId"] == request.client_id
+        passwords = cloud.graph.passwords(apps[0]["id"])
+        assert [p["keyId"] for p in passwords] == [request.key_id]
+        assert len(cloud.vault.versions(secret_name_for(apps[0]["appId"]))) == 1
+        assert len(_done_dms(cloud, request_id)) == 1
+        actions = [e.action for e in store.audit_events(request_id=request_id)]
+        assert actions.count("request.approved") == 1
+        assert actions.count("app.created") == 1
+        assert actions.count("secret.added") == 1
+        assert actions.count("request.completed") == 1
+        refusals = [
+            e for e in cloud.slack.ephemerals() if f"Request #{request_id} is already" in e.get("text", "")
+        ]
+        assert len(refusals) == CLICKS - 1
+        for admin in ADMINS:
+            assert not [m for m in cloud.slack.dm_messages(admin) if "went wrong" in m.get("text", "")]
+
+
+def test_a_replica_killed_with_claimed_work_is_taken_over_after_its_lease(
+    cloud: FakeCloud, migrated_url: str, tmp_path: Path
+) -> None:
+    """Replica A (`oauth-bot serve`, lease 3 s) claims an approved request and dies right after
+    addPassword, before the vault write (halted there, then SIGKILLed). Replica B, started
+    while A still holds the lease, takes the request over once the lease has run out and
+    completes it: one app, exactly one client secret on it (A's orphan removed, which the audit
+    log records) whose value is the one in the vault, one "is done" DM, status completed."""
+    name = f"takeover-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    log = tmp_path / "replica-a.log"
+    env = process_env(
+        cloud,
+        migrated_url,
+        port,
+        OAUTH_BOT_TEST_HALT_AT="add_password:finished",
+        OAUTH_BOT_LEASE_SECONDS="3",
+        OAUTH_BOT_POLL_SECONDS="0.5",
+    )
+    store = Store.from_url(migrated_url)
+    with ExitStack() as stack:
+        stack.callback(store.engine.dispose)
+        output = stack.enter_context(log.open("w"))
+        replica_a = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve"],
+            env=env,
+            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+        @stack.callback
+        def _reap() -> None:
+            if replica_a.poll() is None:
+                replica_a.kill()
+            replica_a.wait(timeout=30)
+
+        url_a = f"http://127.0.0.1:{port}"
+        wait_until(lambda: healthy(url_a) or replica_a.poll() is not None, timeout=60, what="A's /healthz")
+        assert replica_a.poll() is None, read(log)
+
+        with SlackDriver(app_url=url_a, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack:
+            card = request_new_app(slack, DEVELOPER, name)
+            request_id = request_id_of(card)
+            assert (
+                slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL).status_code == 200
+            )
+
+        def halted() -> dict[str, Any] | None:
+            for step in store.steps(request_id):
+                if step.step == "add_password" and step.state == "finished":
+                    return step.detail
+            return None
+
+        orphan = wait_until(halted, timeout=60, what="A to halt after addPassword")["key_id"]
+        a_owner = store.get_request(request_id).lease_owner
+        assert a_owner is not None
+        app = _apps_named(cloud, name)[0]
+        assert [p["keyId"] for p in cloud.graph.passwords(app["id"])] == [orphan]
+
+        replica_b = stack.enter_context(_replica(cloud, migrated_url, oauth_bot_lease_seconds=3.0))
+        assert replica_b.services is not None
+        stack.callback(replica_b.services.store.engine.dispose)
+        replica_a.send_signal(signal.SIGKILL)
+        assert replica_a.wait(timeout=30) == -signal.SIGKILL
+        assert "halting at add_password:" in read(log)  # (the log redacts what follows "password:")
+
+        request = wait_for_status(replica_b, request_id, Status.COMPLETED, Status.FAILED, timeout=60)
+        assert request.status == Status.COMPLETED, request.error
+        wait_until(lambda: _done_dms(cloud, request_id), what="the 'is done' DM")
+        replica_b.stop()
+
+        assert len(_apps_named(cloud, name)) == 1
+        passwords = cloud.graph.passwords(app["id"])
+        assert [p["keyId"] for p in passwords] == [request.key_id]
+        assert request.key_id != orphan
+        secret_name = secret_name_for(app["appId"])
+        assert len(cloud.vault.versions(secret_name)) == 1
+        value = cloud.vault.value_of(secret_name)
+        assert value is not None and cloud.graph.check_secret(app["appId"], value)
+        assert len(_done_dms(cloud, request_id)) == 1
+
+        events = store.audit_events(request_id=request_id)
+        removed = [e for e in events if e.action == "secret.removed"]
+        assert [(e.detail["key_id"], e.detail["reason"]) for e in removed] == [
+            (orphan, "orphan: no value in the vault")
+        ]
+        assert [e.action for e in events].count("request.completed") == 1
+        orphan_steps = [(s.state, s.detail) for s in store.steps(request_id) if s.step == "remove_orphan"]
+        assert orphan_steps == [("started", {"key_id": orphan}), ("finished", {})]
