@@ -14,7 +14,8 @@ _PATTERNS = [
     re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWT
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(
-        r'(?i)("?(?:secretText|client_secret|signing_secret|value|password)"?\s*[:=]\s*"?)[^",&\s}]{6,}'
+        r'(?i)((?<![A-Za-z0-9_])"?(?:secretText|client_secret|signing_secret|value|password)"?\s*[:=]\s*"?)'
+        r'[^",&\s}]{6,}'
     ),
 ]
 _extra_values: set[str] = set()

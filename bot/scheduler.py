@@ -54,12 +54,11 @@ class Scheduler:
             if not self.store.job_due(job.name, job.every):
                 continue
             job.last_run = now
+            self.store.job_ran(job.name)  # before running: a long run is not started again elsewhere
             try:
                 job.run()
             except Exception:
                 log.exception("scheduled job %s failed", job.name)
-            finally:
-                self.store.job_ran(job.name)
             ran.append(job.name)
             self.runs.append(job.name)
         return ran

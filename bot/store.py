@@ -321,6 +321,18 @@ class Store:
             )
             return bool(getattr(result, "rowcount", 0) == 1)
 
+    def renew(self, request_id: int, owner: str, lease: timedelta) -> bool:
+        """Extend a lease this owner still holds; False if it was lost (taken over, or finished)."""
+        with self.session() as session:
+            result = session.execute(
+                update(Request)
+                .where(
+                    Request.id == request_id, Request.status == Status.APPROVED, Request.lease_owner == owner
+                )
+                .values(lease_until=self.now() + lease)
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
     def release(self, request_id: int, owner: str) -> None:
         with self.session() as session:
             session.execute(

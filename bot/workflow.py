@@ -105,6 +105,8 @@ class Workflow:
         self._pool = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self.on_change: Callable[[list[str]], None] = lambda _users: None  # e.g. refresh App Homes
+        self._heartbeats: dict[int, _Heartbeat] = {}
+        self._heartbeats_guard = threading.Lock()
         self._card_locks: dict[int, threading.Lock] = {}
         self._card_locks_guard = threading.Lock()
 
@@ -357,9 +359,16 @@ class Workflow:
 
     # --- execution (called by the worker) ---------------------------------------------
     def execute(self, request_id: int) -> bool:
-        """Run an approved request to its end if this worker can claim it. True if it ran."""
+        """Run an approved request to its end if this worker can claim it. True if it ran.
+
+        While it runs, a heartbeat renews the lease; if the lease is lost anyway (this process
+        stalled and another took the work over), the run stops at its next step boundary and
+        leaves the request to the new holder."""
         if not self.store.claim(request_id, self.worker_id, self.lease):
             return False
+        heartbeat = _Heartbeat(self.store, request_id, self.worker_id, self.lease)
+        with self._heartbeats_guard:
+            self._heartbeats[request_id] = heartbeat
         try:
             request = self.store.get_request(request_id)
             try:
@@ -367,13 +376,19 @@ class Workflow:
                     self._run_new_app(request)
                 else:
                     self._run_rotation(request)
+            except LeaseLost:
+                log.warning("request %s: lease lost to another worker; stopped here", request_id)
+                return True
             except OAuthBotError as error:
                 self._fail(request, str(error))
             except Exception:
                 log.exception("request %s failed unexpectedly", request_id)
                 self._fail(request, "an unexpected error stopped it; the admins can retry it")
-        finally:
             self.store.release(request_id, self.worker_id)
+        finally:
+            heartbeat.stop()
+            with self._heartbeats_guard:
+                self._heartbeats.pop(request_id, None)
         return True
 
     def _fail(self, request: Request, message: str) -> None:
@@ -386,8 +401,9 @@ class Workflow:
         self._safely(self.notifier.request_failed, self.store.get_request(request.id), message)
 
     def _step(self, request: Request, name: str, action: Callable[[], T], **detail: Any) -> T:
-        """Run one step between a 'started' and a 'finished' (or 'failed') record."""
-        self.store.claim(request.id, self.worker_id, self.lease)  # renew the lease
+        """Run one step between a 'started' and a 'finished' (or 'failed') record, only while
+        this worker still holds the request's lease."""
+        self._check_lease(request.id)
         self.store.record_step(request.id, name, "started", **detail)
         _crash_point(f"{name}:started")
         try:
@@ -398,6 +414,12 @@ class Workflow:
         self.store.record_step(request.id, name, "finished", **_ids(result))
         _crash_point(f"{name}:finished")
         return result
+
+    def _check_lease(self, request_id: int) -> None:
+        with self._heartbeats_guard:
+            heartbeat = self._heartbeats.get(request_id)
+        if heartbeat is not None and heartbeat.lost.is_set():
+            raise LeaseLost(request_id)
 
     def _run_new_app(self, request: Request) -> None:
         app = self._step(request, "create_app", lambda: self._create_app(request))
@@ -741,6 +763,32 @@ class Workflow:
 
     def submit_async(self, request_id: int) -> Future[bool]:
         return self._pool.submit(self.execute, request_id)
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the request's lease; another one carries it on."""
+
+
+class _Heartbeat:
+    """Renews a request's lease every third of its length while the request runs."""
+
+    def __init__(self, store: Store, request_id: int, owner: str, lease: timedelta) -> None:
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(store, request_id, owner, lease), name=f"lease-{request_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _beat(self, store: Store, request_id: int, owner: str, lease: timedelta) -> None:
+        while not self._done.wait(lease.total_seconds() / 3):
+            if not store.renew(request_id, owner, lease):
+                self.lost.set()
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
 
 
 def _crash_point(boundary: str) -> None:

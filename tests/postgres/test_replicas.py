@@ -217,3 +217,41 @@ def test_a_replica_killed_with_claimed_work_is_taken_over_after_its_lease(
         assert [e.action for e in events].count("request.completed") == 1
         orphan_steps = [(s.state, s.detail) for s in store.steps(request_id) if s.step == "remove_orphan"]
         assert orphan_steps == [("started", {"key_id": orphan}), ("finished", {})]
+
+
+def test_a_live_replica_with_a_slow_step_keeps_its_request(cloud: FakeCloud, migrated_url: str) -> None:
+    """A step slower than the lease (addPassword answering after 4 s, lease 2 s) does not let
+    another replica take the request over while the first is alive: its heartbeat renews the
+    lease, so there is one password, one vault version and one DM, all from one replica."""
+    name = f"slow-step-{uuid.uuid4().hex[:8]}"
+    store = Store.from_url(migrated_url)
+    settings = cloud.settings(
+        migrated_url,
+        oauth_bot_lease_seconds=2.0,
+        oauth_bot_poll_seconds=0.3,
+        oauth_bot_retry_budget_seconds=20.0,
+    )
+    first = BackgroundBot(settings).start()
+    second = BackgroundBot(settings).start()
+    try:
+        with SlackDriver(app_url=first.url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack:
+            card = request_new_app(slack, DEVELOPER, name)
+            request_id = request_id_of(card)
+            cloud.graph.latency(4.0, "POST", r"/addPassword$")
+            slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL)
+            request = wait_for_status(first, request_id, Status.COMPLETED, Status.FAILED, timeout=60)
+            assert request.status == Status.COMPLETED, request.error
+            assert first.services is not None and second.services is not None
+            first.services.worker.drain(30)
+            second.services.worker.drain(30)
+    finally:
+        first.stop()
+        second.stop()
+    app = next(a for a in cloud.graph.apps() if a["displayName"] == name)
+    assert [p["keyId"] for p in cloud.graph.passwords(app["id"])] == [request.key_id]
+    assert len(cloud.vault.versions(secret_name_for(app["appId"]))) == 1
+    assert len([s for s in store.steps(request_id) if s.step == "add_password" and s.state == "started"]) == 1
+    done = [m for m in cloud.slack.dm_messages(DEVELOPER) if f"#{request_id} is done" in m.get("text", "")]
+    assert len(done) == 1
+    assert [e.action for e in store.audit_events(request_id=request_id)].count("request.completed") == 1
+    store.engine.dispose()
