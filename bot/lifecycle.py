@@ -240,14 +240,15 @@ class Lifecycle:
             except OAuthBotError as error:
                 log.warning("could not retire %s: %s", credential.key_id, error)
                 continue
-            self.store.set_credential_status(credential.key_id, "removed", removed_at=self.store.now())
-            self.store.audit(
-                "oauth-bot",
-                "secret.removed",
-                client_id=app.client_id,
-                key_id=credential.key_id,
-                reason="grace period ended",
-            )
+            with self.store.atomic():
+                self.store.set_credential_status(credential.key_id, "removed", removed_at=self.store.now())
+                self.store.audit(
+                    "oauth-bot",
+                    "secret.removed",
+                    client_id=app.client_id,
+                    key_id=credential.key_id,
+                    reason="grace period ended",
+                )
             done = Retired(app.client_id, app.display_name, credential.key_id, self._owners(app))
             try:
                 self.notifier.secret_retired(done)

@@ -50,6 +50,7 @@ class SlackNotifier:
     def __init__(self, client: WebClient, settings: Settings) -> None:
         self._client = client
         self._approval_channel = str(settings.oauth_bot_approval_channel)
+        self._admins = settings.admins
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         """Call a Web API method by its name, e.g. "chat.postMessage", with typed errors."""
@@ -118,6 +119,11 @@ class SlackNotifier:
     def secret_retired(self, retired: Retired) -> None:
         for owner in retired.owners:
             self._dm(owner, blocks.secret_retired(retired))
+
+    def alert_admins(self, text: str) -> None:
+        """A DM to every admin, for problems the approvals channel cannot show."""
+        for admin in sorted(self._admins):
+            self._dm(admin, blocks.simple(text))
 
     def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
         self._call("views.publish", user_id=user_id, view=view)

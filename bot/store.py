@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 import json
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -213,6 +214,7 @@ class Store:
         self.engine = engine
         self.clock = clock or SystemClock()
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._local = threading.local()
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None) -> Store:
@@ -223,8 +225,21 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A transaction; inside `atomic()` every call on this thread joins the same one."""
+        current: Session | None = getattr(self._local, "session", None)
+        if current is not None:
+            yield current
+            return
         with self._sessions.begin() as session:
-            yield session
+            self._local.session = session
+            try:
+                yield session
+            finally:
+                self._local.session = None
+
+    def atomic(self) -> AbstractContextManager[Session]:
+        """Group several changes (a state change and its audit event) into one transaction."""
+        return self.session()
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -237,6 +252,7 @@ class Store:
         request.status = request.status or Status.PENDING
         with self.session() as session:
             session.add(request)
+            session.flush()  # assigns the id, also inside an outer atomic() transaction
         return request
 
     def get_request(self, request_id: int) -> Request:

@@ -109,6 +109,16 @@ class Vault:
         version = str(stored.properties.version)
         return self.reference(name, version)
 
+    def read(self, reference: VaultReference) -> SecretValue:
+        """The value of one version (to verify a secret after a restart; kept in memory only)."""
+        try:
+            stored = self._client.get_secret(reference.name, reference.version)
+        except HttpResponseError as error:
+            raise _vault_error("read the secret value", error) from None
+        except AzureError as error:
+            raise _vault_failure("read the secret value", error) from None
+        return SecretValue(str(stored.value))
+
     def current(self, name: str) -> StoredVersion | None:
         """The latest version's id and tags (never its value), or None."""
         try:

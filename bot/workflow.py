@@ -79,6 +79,7 @@ class Notifier(Protocol):
     def request_expired(self, request: Request) -> None: ...
     def secret_ready(self, request: Request, issued: IssuedSecret) -> None: ...
     def request_failed(self, request: Request, message: str) -> None: ...
+    def alert_admins(self, text: str) -> None: ...
 
 
 class Workflow:
@@ -147,15 +148,16 @@ class Workflow:
             False,
             0,
         )
-        self.store.add_request(request, ttl=timedelta(days=self.settings.oauth_bot_request_ttl_days))
-        self.store.audit(
-            request.requester_id,
-            "request.submitted",
-            request_id=request.id,
-            kind=request.kind,
-            display_name=request.display_name,
-            client_id=request.client_id,
-        )
+        with self.store.atomic():
+            self.store.add_request(request, ttl=timedelta(days=self.settings.oauth_bot_request_ttl_days))
+            self.store.audit(
+                request.requester_id,
+                "request.submitted",
+                request_id=request.id,
+                kind=request.kind,
+                display_name=request.display_name,
+                client_id=request.client_id,
+            )
         return request
 
     # --- rotation -------------------------------------------------------------------------
@@ -216,14 +218,17 @@ class Workflow:
             )
         )
         self_service = self.settings.oauth_bot_owner_self_rotate and self.is_owner(app, requester_id)
-        if self_service and self.store.transition(
-            request.id,
-            from_status=[Status.PENDING],
-            to_status=Status.APPROVED,
-            approver_id=requester_id,
-            decided_at=self.store.now(),
-        ):
-            self.store.audit(requester_id, "request.approved", request_id=request.id, self_service=True)
+        if self_service:
+            self._move(
+                request.id,
+                actor=requester_id,
+                action="request.approved",
+                from_status=[Status.PENDING],
+                to_status=Status.APPROVED,
+                detail={"self_service": True},
+                approver_id=requester_id,
+                decided_at=self.store.now(),
+            )
             return self.store.get_request(request.id)
         self.announce(request)
         return request
@@ -241,19 +246,24 @@ class Workflow:
             raise NotFound(f"{app.display_name} has no client secret to retire.")
         oldest = min(current.passwords, key=lambda p: p.end or self.store.now())
         self.graph.remove_password(app.object_id, oldest.key_id)
-        self.store.set_credential_status(oldest.key_id, "removed", removed_at=self.store.now())
-        self.store.audit(
-            actor,
-            "secret.removed",
-            request_id=request_id,
-            client_id=app.client_id,
-            key_id=oldest.key_id,
-            reason="retired to make room for a rotation",
+        with self.store.atomic():
+            self.store.set_credential_status(oldest.key_id, "removed", removed_at=self.store.now())
+            self.store.audit(
+                actor,
+                "secret.removed",
+                request_id=request_id,
+                client_id=app.client_id,
+                key_id=oldest.key_id,
+                reason="retired to make room for a rotation",
+            )
+        self._move(
+            request_id,
+            actor=actor,
+            action="request.retried",
+            from_status=[Status.FAILED],
+            to_status=Status.APPROVED,
+            error=None,
         )
-        if not self.store.transition(
-            request_id, from_status=[Status.FAILED], to_status=Status.APPROVED, error=None
-        ):
-            raise Conflict(_already(self.store.get_request(request_id)))
         return self.store.get_request(request_id)
 
     def announce(self, request: Request) -> None:
@@ -269,10 +279,19 @@ class Workflow:
                     f"the approval card could not be posted ({error}). The oauth-bot admins must check "
                     "OAUTH_BOT_APPROVAL_CHANNEL and invite the bot to that channel; then ask again."
                 )
-                self.store.transition(
-                    request.id, from_status=[Status.PENDING], to_status=Status.FAILED, error=message
+                log.error("request %s: approval card not posted: %s", request.id, error)
+                self._safely(
+                    self.notifier.alert_admins, f"oauth-bot could not post request #{request.id}: {message}"
                 )
-                self.store.audit("oauth-bot", "request.failed", request_id=request.id, error=message)
+                self._move(
+                    request.id,
+                    actor="oauth-bot",
+                    action="request.failed",
+                    from_status=[Status.PENDING],
+                    to_status=Status.FAILED,
+                    detail={"error": message},
+                    error=message,
+                )
                 raise CardNotPosted(f"Request #{request.id} was not filed: {message}") from None
             self.store.update_request(request.id, card_channel=channel, card_ts=ts)
             request.card_channel, request.card_ts = channel, ts
@@ -284,31 +303,33 @@ class Workflow:
         request = self.store.get_request(request_id)
         check_can_decide(self.settings, actor, request)
         extra = {"grace_days": 0.0} if retire_old_now and request.kind == Kind.ROTATE else {}
-        if not self.store.transition(
+        self._move(
             request_id,
+            actor=actor,
+            action="request.approved",
             from_status=[Status.PENDING],
             to_status=Status.APPROVED,
+            detail={"retire_old_now": bool(extra)},
             approver_id=actor,
             decided_at=self.store.now(),
             **extra,
-        ):
-            raise Conflict(_already(self.store.get_request(request_id)))
-        self.store.audit(actor, "request.approved", request_id=request_id, retire_old_now=bool(extra))
+        )
         return self.store.get_request(request_id)
 
     def deny(self, request_id: int, *, actor: str, reason: str) -> Request:
         request = self.store.get_request(request_id)
         check_can_decide(self.settings, actor, request)
-        if not self.store.transition(
+        self._move(
             request_id,
+            actor=actor,
+            action="request.denied",
             from_status=[Status.PENDING],
             to_status=Status.DENIED,
+            detail={"reason_length": len(reason)},
             approver_id=actor,
             decided_at=self.store.now(),
             deny_reason=reason,
-        ):
-            raise Conflict(_already(self.store.get_request(request_id)))
-        self.store.audit(actor, "request.denied", request_id=request_id, reason_length=len(reason))
+        )
         self.refresh_card(request_id)
         request = self.store.get_request(request_id)
         self._safely(self.notifier.request_denied, request)
@@ -318,14 +339,14 @@ class Workflow:
         request = self.store.get_request(request_id)
         if request.requester_id != actor:
             raise NotAllowed("Only the person who asked can cancel a request.")
-        if not self.store.transition(
+        self._move(
             request_id,
+            actor=actor,
+            action="request.cancelled",
             from_status=[Status.PENDING],
             to_status=Status.CANCELLED,
             decided_at=self.store.now(),
-        ):
-            raise Conflict(_already(self.store.get_request(request_id)))
-        self.store.audit(actor, "request.cancelled", request_id=request_id)
+        )
         self.refresh_card(request_id)
         request = self.store.get_request(request_id)
         self._safely(self.notifier.request_cancelled, request)
@@ -335,14 +356,14 @@ class Workflow:
         """An admin sends a failed request through the workflow again (every step is safe to repeat)."""
         request = self.store.get_request(request_id)
         check_can_decide(self.settings, actor, request)
-        if not self.store.transition(
+        self._move(
             request_id,
+            actor=actor,
+            action="request.retried",
             from_status=[Status.FAILED],
             to_status=Status.APPROVED,
             error=None,
-        ):
-            raise Conflict(_already(self.store.get_request(request_id)))
-        self.store.audit(actor, "request.retried", request_id=request_id)
+        )
         self.refresh_card(request_id)
         return self.store.get_request(request_id)
 
@@ -350,11 +371,19 @@ class Workflow:
         """Pending requests past their time: the card says so, the requester is told."""
         expired = []
         for request in self.store.expired_pending():
-            if self.store.transition(request.id, from_status=[Status.PENDING], to_status=Status.EXPIRED):
-                self.store.audit("oauth-bot", "request.expired", request_id=request.id)
-                self.refresh_card(request.id)
-                self._safely(self.notifier.request_expired, self.store.get_request(request.id))
-                expired.append(request.id)
+            try:
+                self._move(
+                    request.id,
+                    actor="oauth-bot",
+                    action="request.expired",
+                    from_status=[Status.PENDING],
+                    to_status=Status.EXPIRED,
+                )
+            except Conflict:
+                continue  # decided meanwhile, or expired by another replica
+            self.refresh_card(request.id)
+            self._safely(self.notifier.request_expired, self.store.get_request(request.id))
+            expired.append(request.id)
         return expired
 
     # --- execution (called by the worker) ---------------------------------------------
@@ -393,10 +422,18 @@ class Workflow:
 
     def _fail(self, request: Request, message: str) -> None:
         self.store.record_step(request.id, "request", "failed", error=message)
-        self.store.transition(
-            request.id, from_status=[Status.APPROVED], to_status=Status.FAILED, error=message
-        )
-        self.store.audit("oauth-bot", "request.failed", request_id=request.id, error=message)
+        try:
+            self._move(
+                request.id,
+                actor="oauth-bot",
+                action="request.failed",
+                from_status=[Status.APPROVED],
+                to_status=Status.FAILED,
+                detail={"error": message},
+                error=message,
+            )
+        except Conflict:
+            return  # no longer ours to fail
         self.refresh_card(request.id)
         self._safely(self.notifier.request_failed, self.store.get_request(request.id), message)
 
@@ -415,6 +452,24 @@ class Workflow:
         _crash_point(f"{name}:finished")
         return result
 
+    def _move(
+        self,
+        request_id: int,
+        *,
+        actor: str,
+        action: str,
+        from_status: list[Status],
+        to_status: Status,
+        detail: dict[str, Any] | None = None,
+        **values: Any,
+    ) -> None:
+        """Compare-and-set the status and write its audit event in one transaction; Conflict
+        if another click, replica or job moved it first."""
+        with self.store.atomic():
+            if not self.store.transition(request_id, from_status=from_status, to_status=to_status, **values):
+                raise Conflict(_already(self.store.get_request(request_id)))
+            self.store.audit(actor, action, request_id=request_id, **(detail or {}))
+
     def _check_lease(self, request_id: int) -> None:
         with self._heartbeats_guard:
             heartbeat = self._heartbeats.get(request_id)
@@ -424,16 +479,17 @@ class Workflow:
     def _run_new_app(self, request: Request) -> None:
         app = self._step(request, "create_app", lambda: self._create_app(request))
         if request.client_id is None:
-            self.store.update_request(request.id, client_id=app.client_id, object_id=app.object_id)
+            with self.store.atomic():
+                self.store.update_request(request.id, client_id=app.client_id, object_id=app.object_id)
+                self.store.audit(
+                    "oauth-bot",
+                    "app.created",
+                    request_id=request.id,
+                    client_id=app.client_id,
+                    object_id=app.object_id,
+                    display_name=app.display_name,
+                )
             request.client_id, request.object_id = app.client_id, app.object_id
-            self.store.audit(
-                "oauth-bot",
-                "app.created",
-                request_id=request.id,
-                client_id=app.client_id,
-                object_id=app.object_id,
-                display_name=app.display_name,
-            )
         self.store.add_managed_app(
             ManagedApp(
                 client_id=app.client_id,
@@ -489,15 +545,16 @@ class Workflow:
         remove_after = self.store.now() + grace
         for credential in self.store.credentials(app.client_id, statuses=("active",)):
             if credential.key_id != keep:
-                self.store.set_credential_status(credential.key_id, "retiring", remove_after=remove_after)
-                self.store.audit(
-                    "oauth-bot",
-                    "secret.retiring",
-                    request_id=request.id,
-                    client_id=app.client_id,
-                    key_id=credential.key_id,
-                    remove_after=remove_after.isoformat(),
-                )
+                with self.store.atomic():
+                    self.store.set_credential_status(credential.key_id, "retiring", remove_after=remove_after)
+                    self.store.audit(
+                        "oauth-bot",
+                        "secret.retiring",
+                        request_id=request.id,
+                        client_id=app.client_id,
+                        key_id=credential.key_id,
+                        remove_after=remove_after.isoformat(),
+                    )
         self.store.update_request(request.id, old_key_id=None)
 
     def _create_app(self, request: Request) -> Application:
@@ -537,22 +594,29 @@ class Workflow:
     # --- the secret ---------------------------------------------------------------------
     def _issue_secret(self, request: Request, app: Application, verify: Verify | None = None) -> IssuedSecret:
         """addPassword → vault (→ verify), once, with orphans from earlier attempts removed."""
-        if request.key_id and request.vault_secret_id:
-            return self._issued_from_record(request, app)
-        if self._steps_started(request, "add_password"):
-            adopted = self._adopt_from_vault(request, app)
-            if adopted is not None:
-                return adopted
-            self._remove_orphans(request, app.object_id, keep=set())
+        resumed = self._resume_secret(request, app)
+        if resumed is not None:
+            if verify is None or self._steps_finished(request, "verify"):
+                return resumed
+            # The value left memory with the process that stopped: read it back to check it.
+            return self._verified(request, resumed, self.vault.read(resumed.vault), verify)
         end = self.store.now() + timedelta(days=request.secret_days)
-        try:
-            new = self._step(
-                request,
-                "add_password",
-                lambda: self.graph.add_password(
-                    app.object_id, display_name=request.secret_description, end=end
-                ),
+
+        def add_password() -> NewPassword:
+            added = self.graph.add_password(app.object_id, display_name=request.secret_description, end=end)
+            # Audited before the step is marked finished: a crash in between leaves an orphan
+            # whose removal is audited too, never a secret the trail does not mention.
+            self.store.audit(
+                "oauth-bot",
+                "secret.added",
+                request_id=request.id,
+                client_id=app.client_id,
+                key_id=added.credential.key_id,
             )
+            return added
+
+        try:
+            new = self._step(request, "add_password", add_password)
         except LifetimePolicyError:
             raise LifetimePolicyError(
                 f"Your tenant's app management policy does not allow a client secret that lasts "
@@ -560,23 +624,30 @@ class Workflow:
                 f"{self.settings.oauth_bot_max_secret_days} days; the tenant's policy is stricter).",
                 code="CredentialInvalidLifetimeAsPerAppPolicy",
             ) from None
-        self.store.audit(
-            "oauth-bot",
-            "secret.added",
-            request_id=request.id,
-            client_id=app.client_id,
-            key_id=new.credential.key_id,
-        )
         reference = self._deposit(request, app, new)
         issued = self._record_secret(
             request, app, new.credential.key_id, new.credential.hint, new.credential.end or end, reference
         )
-        if verify is None:
-            return issued
+        return issued if verify is None else self._verified(request, issued, new.secret, verify)
 
+    def _resume_secret(self, request: Request, app: Application) -> IssuedSecret | None:
+        """The secret an earlier run of this request already stored, if any; orphans of an
+        earlier run that stopped between addPassword and the vault are removed."""
+        if request.key_id and request.vault_secret_id:
+            return self._issued_from_record(request, app)
+        if self._steps_started(request, "add_password"):
+            adopted = self._adopt_from_vault(request, app)
+            if adopted is not None:
+                return adopted
+            self._remove_orphans(request, app.object_id, keep=set())
+        return None
+
+    def _verified(
+        self, request: Request, issued: IssuedSecret, secret: SecretValue, verify: Verify
+    ) -> IssuedSecret:
         def check() -> bool:
             # Stored inside the step, like `notified`: a restart after "verify finished" keeps it.
-            result = verify(app.client_id, new.secret)
+            result = verify(issued.app.client_id, secret)
             self.store.update_request(request.id, verified=result)
             return result
 
@@ -634,30 +705,31 @@ class Workflow:
         end: datetime,
         reference: VaultReference,
     ) -> IssuedSecret:
-        self.store.add_credential(
-            Credential(
-                key_id=key_id,
-                client_id=app.client_id,
-                description=request.secret_description,
-                hint=hint,
-                end=end,
-                vault_secret_id=reference.secret_id,
-                status="active",
-                request_id=request.id,
+        with self.store.atomic():  # the record and its audit event: both or neither
+            self.store.add_credential(
+                Credential(
+                    key_id=key_id,
+                    client_id=app.client_id,
+                    description=request.secret_description,
+                    hint=hint,
+                    end=end,
+                    vault_secret_id=reference.secret_id,
+                    status="active",
+                    request_id=request.id,
+                )
             )
-        )
-        self.store.update_request(
-            request.id, key_id=key_id, secret_end=end, vault_secret_id=reference.secret_id
-        )
+            self.store.update_request(
+                request.id, key_id=key_id, secret_end=end, vault_secret_id=reference.secret_id
+            )
+            self.store.audit(
+                "oauth-bot",
+                "secret.stored",
+                request_id=request.id,
+                client_id=app.client_id,
+                key_id=key_id,
+                vault_secret_id=reference.secret_id,
+            )
         request.key_id, request.secret_end, request.vault_secret_id = key_id, end, reference.secret_id
-        self.store.audit(
-            "oauth-bot",
-            "secret.stored",
-            request_id=request.id,
-            client_id=app.client_id,
-            key_id=key_id,
-            vault_secret_id=reference.secret_id,
-        )
         return IssuedSecret(
             app=app,
             tenant_id=self.tenant_id,
@@ -738,9 +810,13 @@ class Workflow:
                 self.store.update_request(request.id, notified=True)
 
             self._step(request, "notify", notify)
-        self.store.transition(request.id, from_status=[Status.APPROVED], to_status=Status.COMPLETED)
-        self.store.audit(
-            "oauth-bot", "request.completed", request_id=request.id, client_id=issued.app.client_id
+        self._move(
+            request.id,
+            actor="oauth-bot",
+            action="request.completed",
+            from_status=[Status.APPROVED],
+            to_status=Status.COMPLETED,
+            detail={"client_id": issued.app.client_id},
         )
         self.refresh_card(request.id)
 

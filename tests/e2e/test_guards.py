@@ -81,6 +81,11 @@ class TestUnpostableCard:
         assert bot.services is not None
         statuses = [r.status for r in bot.services.store.requests_by(DEVELOPER, statuses=list(Status))]
         assert statuses == [Status.FAILED]
+        alert = wait_until(
+            lambda: [m for m in cloud.slack.dm_messages(ADMINS[0]) if "could not post request" in m.get("text", "")],
+            what="the admins' alert",
+        )
+        assert "OAUTH_BOT_APPROVAL_CHANNEL" in alert[-1]["text"]
 
 
 def test_audit_log_records_every_decision_and_exports_without_values(
