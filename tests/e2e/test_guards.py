@@ -82,7 +82,7 @@ class TestUnpostableCard:
         statuses = [r.status for r in bot.services.store.requests_by(DEVELOPER, statuses=list(Status))]
         assert statuses == [Status.FAILED]
         alert = wait_until(
-            lambda: [m for m in cloud.slack.dm_messages(ADMINS[0]) if "could not post request" in m.get("text", "")],
+            lambda: [m for m in cloud.slack.dm_messages(ADMINS[0]) if "could not post" in m.get("text", "")],
             what="the admins' alert",
         )
         assert "OAUTH_BOT_APPROVAL_CHANNEL" in alert[-1]["text"]
