@@ -107,7 +107,7 @@ def _error(response: httpx.Response, action: str) -> GraphError:
         code, message = str(body.get("code", "")), str(body.get("message", ""))
     except ValueError:
         code, message = "", response.reason_phrase
-    text = f"{action} failed: HTTP {response.status_code} {code}: {message}".strip()
+    text = f"Microsoft Graph could not {action}: HTTP {response.status_code} {code}: {message}".strip()
     if code == "CredentialInvalidLifetimeAsPerAppPolicy":
         return LifetimePolicyError(text, status=response.status_code, code=code)
     return GraphError(text, status=response.status_code, code=code)
@@ -157,7 +157,9 @@ class GraphClient:
                 extensions={RETRY_REPLICATION: retry_replication},
             )
         except httpx.HTTPError as error:
-            raise GraphError(f"{action} failed: {type(error).__name__} talking to Graph") from None
+            raise GraphError(
+                f"Microsoft Graph could not {action}: {type(error).__name__} (after retries)"
+            ) from None
         if response.status_code not in ok:
             raise _error(response, action)
         return response
@@ -180,7 +182,9 @@ class GraphClient:
             return Application.from_graph(response.json())
         found = self.get_application_by_unique_name(unique_name)
         if found is None:
-            raise GraphError(f"create application: {unique_name} vanished after the upsert")
+            raise GraphError(
+                f"Microsoft Graph could not create the application: {unique_name} vanished after the upsert"
+            )
         return found
 
     def get_application_by_unique_name(self, unique_name: str) -> Application | None:
