@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,21 +23,10 @@ import pytest
 from bot.fakes.cloud import OWNER_ROLES, FakeCloud
 from bot.store import Status, Store
 from bot.vault import secret_name_for
+from tests.e2e.conftest import wait_until
 
 OWNER_CLIENT_ID = "0b07b07b-0000-4000-8000-0000000000a1"  # a second bot identity, with owner rights
 OWNER_CLIENT_SECRET = "fake-owner-bot-credential-for-loopback-only"
-
-
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll for a condition reached asynchronously; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 # --- totals -----------------------------------------------------------------------------
