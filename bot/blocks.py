@@ -8,6 +8,8 @@ notification fallback `text` of a message carries no user text at all.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from datetime import datetime
 from typing import Any
@@ -96,19 +98,31 @@ def _dicts(blocks: list[Block]) -> list[dict[str, Any]]:
 
 # --- the new-app modal ----------------------------------------------------------------
 def new_app_modal(settings: Settings, *, name: str = "", channel_id: str | None = None) -> dict[str, Any]:
+    """The request form, with the name typed after `/oauth-app new` filled in."""
+    view = copy.deepcopy(
+        _new_app_form(
+            settings.secret_lifetime_choices, settings.default_secret_days, settings.oauth_bot_max_secret_days
+        )
+    )
+    if name:
+        view["blocks"][0]["element"]["initial_value"] = name[:3000]
+    view["private_metadata"] = json.dumps({"channel_id": channel_id})
+    return view
+
+
+@functools.cache
+def _new_app_form(lifetimes: tuple[int, ...], default_days: int, max_days: int) -> dict[str, Any]:
+    """The form built and checked once per policy (slack_sdk's models validate lengths)."""
     audience_options = [Option(value=key, text=label) for key, label in AUDIENCE_LABELS.items()]
     platform_options = [Option(value=key, text=label) for key, label in PLATFORM_LABELS.items()]
-    lifetime_options = [
-        Option(value=str(days), text=lifetime_label(days)) for days in settings.secret_lifetime_choices
-    ]
-    default_lifetime = next(o for o in lifetime_options if o.value == str(settings.default_secret_days))
+    lifetime_options = [Option(value=str(days), text=lifetime_label(days)) for days in lifetimes]
+    default_lifetime = next(o for o in lifetime_options if o.value == str(default_days))
     view = View(
         type="modal",
         callback_id=Callback.NEW_APP,
         title=PlainTextObject(text="New app registration"),
         submit=PlainTextObject(text="Request"),
         close=PlainTextObject(text="Cancel"),
-        private_metadata=json.dumps({"channel_id": channel_id}),
         blocks=[
             InputBlock(
                 block_id=Field.NAME,
@@ -116,7 +130,6 @@ def new_app_modal(settings: Settings, *, name: str = "", channel_id: str | None 
                 hint="The user-facing display name for this application.",
                 element=PlainTextInputElement(
                     action_id=Action.VALUE,
-                    initial_value=name[:3000] or None,
                     placeholder="e.g. billing-api",
                 ),
             ),
@@ -155,7 +168,7 @@ def new_app_modal(settings: Settings, *, name: str = "", channel_id: str | None 
             InputBlock(
                 block_id=Field.SECRET_EXPIRY,
                 label="Secret expiry",
-                hint=f"Policy allows at most {lifetime_label(settings.oauth_bot_max_secret_days)}.",
+                hint=f"Policy allows at most {lifetime_label(max_days)}.",
                 element=StaticSelectElement(
                     action_id=Action.VALUE, options=lifetime_options, initial_option=default_lifetime
                 ),

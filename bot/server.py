@@ -7,12 +7,14 @@ HTTP mode serves POST /slack/events (commands, interactivity, events) and GET /h
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import ssl
 import threading
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -31,13 +33,18 @@ log = logging.getLogger(__name__)
 
 
 def make_bolt_app(services: Services) -> AsyncApp:
+    """Bolt's AsyncApp with every listener. Call it inside the running event loop: its Web API
+    client keeps one aiohttp session (kept-alive TLS connections); `close_bolt_app` closes it."""
     settings = services.settings
+    # The platform's trust store (SSL_CERT_FILE), read when the bot starts.
+    trust = ssl.create_default_context()
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust))
     client = AsyncWebClient(
+        session=session,
+        ssl=trust,  # also used by respond() for response URLs
         token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
         base_url=settings.slack_api_url,
         timeout=int(settings.oauth_bot_http_timeout_seconds),
-        # The platform's trust store (SSL_CERT_FILE), read when the bot starts.
-        ssl=ssl.create_default_context(),
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
@@ -55,6 +62,19 @@ def make_bolt_app(services: Services) -> AsyncApp:
     )
     handlers.register(app, services)
     return app
+
+
+async def close_bolt_app(app: AsyncApp) -> None:
+    session = app.client.session
+    if session is not None and not session.closed:
+        await session.close()
+
+
+def settle_memory() -> None:
+    """Move everything allocated at start-up out of the garbage collector's way, so that full
+    collections stay short and do not stall the event loop while requests are in flight."""
+    gc.collect()
+    gc.freeze()
 
 
 class HttpServer:
@@ -113,6 +133,7 @@ async def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: 
     await asyncio.to_thread(warm_up, services)
     services.worker.start()
     services.scheduler.start()
+    settle_memory()
     socket_handler = None
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -133,6 +154,7 @@ async def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: 
         await socket_handler.close_async()  # type: ignore[no-untyped-call]
     await runner.cleanup()
     await finish_listeners()
+    await close_bolt_app(bolt)
     await asyncio.to_thread(services.close)
 
 
@@ -158,6 +180,7 @@ class BackgroundBot:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self.services: Services | None = None
+        self._bolt: AsyncApp | None = None
         self.port = 0
 
     @property
@@ -173,7 +196,8 @@ class BackgroundBot:
     async def _start(self) -> None:
         services = build(self.settings, clock=self._clock)
         self.services = services
-        server = HttpServer(services, make_bolt_app(services))
+        self._bolt = make_bolt_app(services)
+        server = HttpServer(services, self._bolt)
         self._runner = await start_http(server, "127.0.0.1", 0)
         self.port = bound_port(self._runner)
         await asyncio.to_thread(warm_up, services)
@@ -188,6 +212,8 @@ class BackgroundBot:
             if self._runner is not None:
                 await self._runner.cleanup()
             await finish_listeners()
+            if self._bolt is not None:
+                await close_bolt_app(self._bolt)
 
         if self._thread is None:
             return
