@@ -23,7 +23,7 @@ import pytest
 from bot.fakes.cloud import OWNER_ROLES, FakeCloud
 from bot.store import Status, Store
 from bot.vault import secret_name_for
-from tests.e2e.conftest import wait_until
+from tests.e2e.conftest import _trust_and_reset, cloud, wait_until  # noqa: F401 - shared fakes
 
 OWNER_CLIENT_ID = "0b07b07b-0000-4000-8000-0000000000a1"  # a second bot identity, with owner rights
 OWNER_CLIENT_SECRET = "fake-owner-bot-credential-for-loopback-only"
@@ -143,26 +143,10 @@ def database_bytes(database: Path) -> list[tuple[Path, bytes]]:
 
 
 # --- fixtures -----------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCloud]:
-    with FakeCloud(tmp_path_factory.mktemp("crash-ca")) as fakes:
-        fakes.entra.register_client(OWNER_CLIENT_ID, OWNER_CLIENT_SECRET, OWNER_ROLES)
-        yield fakes
-
-
-@pytest.fixture(autouse=True)
-def _trust_and_reset(
-    _clean_environment: None, cloud: FakeCloud, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    """Clients trust the fakes' CA; each cell sees only its own Slack traffic; no fault leaks."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(cloud.ca.bundle_path))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cloud.ca.bundle_path))
-    cloud.slack.reset()
-    yield
-    for server in cloud.servers:
-        server.clear_faults()
-    cloud.graph.replication_delay = 0.0
-    cloud.vault.forbid_writes = False
+@pytest.fixture(scope="session", autouse=True)
+def _owner_client(cloud: FakeCloud) -> None:
+    """A second bot identity with owner rights, for the owners cells."""
+    cloud.entra.register_client(OWNER_CLIENT_ID, OWNER_CLIENT_SECRET, OWNER_ROLES)
 
 
 @pytest.fixture

@@ -15,26 +15,8 @@ import pytest
 
 from bot.fakes.cloud import FakeCloud
 from bot.schema import upgrade
+from tests.e2e.conftest import _trust_and_reset, cloud  # noqa: F401 - the shared fakes, reset per test
 from tests.pg import PostgresServer
-
-
-@pytest.fixture(scope="session")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCloud]:
-    with FakeCloud(tmp_path_factory.mktemp("ca")) as fakes:
-        yield fakes
-
-
-@pytest.fixture(autouse=True)
-def _trust_and_reset(
-    _clean_environment: None, cloud: FakeCloud, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    """Clients trust the fakes' CA; each test sees only its own Slack conversations."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(cloud.ca.bundle_path))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cloud.ca.bundle_path))
-    cloud.slack.reset()
-    yield
-    for server in cloud.servers:
-        server.clear_faults()
 
 
 @pytest.fixture
