@@ -65,9 +65,6 @@ def user_mention(user_id: str) -> RichTextElementParts.User:
     return RichTextElementParts.User(user_id=user_id)
 
 
-_user = user_mention
-
-
 def facts(rows: list[tuple[str, Any]]) -> RichTextBlock:
     """Bold labels and literal values, one per line."""
     elements: list[Any] = []
@@ -207,7 +204,7 @@ def deny_reason_modal(request_id: int) -> dict[str, Any]:
 def _rotation_rows(request: Request) -> list[tuple[str, Any]]:
     grace = request.grace_days or 0
     return [
-        ("Requester", _user(request.requester_id)),
+        ("Requester", user_mention(request.requester_id)),
         ("App", request.display_name),
         ("Application (client) ID", _code(request.client_id or "")),
         ("New secret expiry", lifetime_label(request.secret_days)),
@@ -224,7 +221,7 @@ def _request_rows(request: Request) -> list[tuple[str, Any]]:
         else None
     )
     return [
-        ("Requester", _user(request.requester_id)),
+        ("Requester", user_mention(request.requester_id)),
         ("Name", request.display_name),
         ("Supported account types", AUDIENCE_LABELS.get(request.sign_in_audience, request.sign_in_audience)),
         ("Redirect URI", redirect),
@@ -235,7 +232,7 @@ def _request_rows(request: Request) -> list[tuple[str, Any]]:
 
 
 def _status_line(request: Request) -> list[Any] | None:
-    approver = [_user(request.approver_id)] if request.approver_id else []
+    approver = [user_mention(request.approver_id)] if request.approver_id else []
     match request.status:
         case Status.APPROVED:
             return [_text("Approved by ", bold=True), *approver, _text(" — creating…")]
@@ -418,7 +415,7 @@ def request_denied(request: Request) -> Message:
                 RichTextSectionElement(
                     elements=[
                         _text(f"Request #{request.id} was denied by ", bold=True),
-                        _user(request.approver_id or ""),
+                        user_mention(request.approver_id or ""),
                         _text(".\nReason: "),
                         _text(request.deny_reason or "none given"),
                     ]
@@ -430,7 +427,7 @@ def request_denied(request: Request) -> Message:
 
 
 # --- lists, reminders, retirements --------------------------------------------------------
-def _days(days: int | None) -> str:
+def days_phrase(days: int | None) -> str:
     if days is None:
         return "no expiry"
     return "expired" if days < 0 else f"{days} days left"
@@ -447,7 +444,7 @@ def _secret_rows(view: AppView) -> list[Block]:
                 ("Secret ID", _code(secret.key_id)),
                 ("Description", secret.description),
                 ("Hint", f"{secret.hint}…" if secret.hint else "—"),
-                ("Expires", f"{date(secret.end)} ({_days(secret.days_left)})"),
+                ("Expires", f"{date(secret.end)} ({days_phrase(secret.days_left)})"),
             ]
         )
         for secret in view.secrets
@@ -496,7 +493,7 @@ def app_detail(view: AppView, tenant_id: str) -> Message:
         + [
             part
             for index, owner in enumerate(view.owners)
-            for part in ([_text(", ")] if index else []) + [_user(owner)]
+            for part in ([_text(", ")] if index else []) + [user_mention(owner)]
         ]
     )
     blocks: list[Block] = [
@@ -556,7 +553,7 @@ def expiry_digest(reminders: list[Reminder]) -> Message:
             [
                 ("App", r.app_name),
                 ("Client ID", _code(r.client_id)),
-                ("Secret", f"{r.description or r.key_id} — {_days(r.days_left)} ({date(r.end)})"),
+                ("Secret", f"{r.description or r.key_id} — {days_phrase(r.days_left)} ({date(r.end)})"),
             ]
         )
         for r in rows

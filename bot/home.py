@@ -3,26 +3,18 @@ requests, and for admins the approval queue and the expiry list across every man
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject
 from slack_sdk.models.views import View
 
-from bot.blocks import date, facts, user_mention
-from bot.clock import utc
+from bot.blocks import date, days_phrase, facts, user_mention
 from bot.config import Settings
+from bot.lifecycle import days_left
 from bot.policy import is_admin
 from bot.store import Credential, ManagedApp, Status, Store
 
 MAX_ROWS = 20
-
-
-def _days_left(now: datetime, end: datetime | None) -> str:
-    if end is None:
-        return "no expiry"
-    days = (utc(end) - now).days
-    return "expired" if days < 0 else f"{days} days left"
 
 
 def _note(text: str) -> ContextBlock:
@@ -39,7 +31,7 @@ def _secret_rows(store: Store, rows: list[tuple[ManagedApp, Credential]]) -> lis
                 (
                     "Secret",
                     f"{credential.description} ({credential.hint}…), expires {date(credential.end)}, "
-                    f"{_days_left(now, credential.end)}",
+                    f"{days_phrase(days_left(credential.end, now))}",
                 ),
             ]
         )

@@ -837,9 +837,6 @@ class Workflow:
         except (RemoteError, OAuthBotError) as error:
             log.warning("could not %s: %s", getattr(action, "__name__", "notify"), error)
 
-    def submit_async(self, request_id: int) -> Future[bool]:
-        return self._pool.submit(self.execute, request_id)
-
 
 class LeaseLost(Exception):
     """This worker no longer holds the request's lease; another one carries it on."""
