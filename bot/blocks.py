@@ -18,6 +18,7 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -275,6 +276,51 @@ def failed_actions(request: Request) -> ActionsBlock:
     else:
         button = ButtonElement(text="Retry", action_id=Action.RETRY, value=str(request.id))
     return ActionsBlock(block_id=f"after-failure-{request.id}", elements=[button])
+
+
+def confirm_foreign_removal(request_id: int, app_name: str, secret: Any) -> Message:
+    """For an admin: remove a client secret oauth-bot did not issue, named by its description
+    and Secret ID, with Slack's confirmation dialog before anything happens."""
+    label = secret.display_name or "(no description)"
+    blocks: list[Block] = [
+        RichTextBlock(
+            elements=[
+                RichTextSectionElement(
+                    elements=[
+                        _text("To make room, oauth-bot would remove the oldest client secret of "),
+                        _text(app_name, bold=True),
+                        _text(", which oauth-bot did not issue:\n"),
+                        _text("Description: ", bold=True),
+                        _text(label),
+                        _text("\nSecret ID: ", bold=True),
+                        _text(secret.key_id, code=True),
+                        _text("\nExpires: ", bold=True),
+                        _text(date(secret.end)),
+                        _text("\nWhatever signs in with it stops working once it is removed."),
+                    ]
+                )
+            ]
+        ),
+        ActionsBlock(
+            block_id=f"confirm-retire-{request_id}",
+            elements=[
+                ButtonElement(
+                    text="Remove this secret and rotate",
+                    action_id=Action.RETIRE_CONFIRMED,
+                    value=f"{request_id}:{secret.key_id}",
+                    style="danger",
+                    confirm=ConfirmObject(
+                        title="Remove the client secret?",
+                        text=f"Remove \"{label[:100]}\" (Secret ID {secret.key_id}) from {app_name[:100]}?",
+                        confirm="Remove it",
+                        deny="Keep it",
+                        style="danger",
+                    ),
+                )
+            ],
+        ),
+    ]
+    return f"Confirm removing client secret {secret.key_id} of {app_name}.", _dicts(blocks)
 
 
 def request_card(request: Request) -> Message:

@@ -8,10 +8,12 @@
     ├── Conflict                 the request is no longer in a state that allows the action
     ├── RateLimited              too many open requests / requests this hour
     ├── SecretLimitReached       the app holds the most client secrets its audience allows
+    ├── SecretRemovalNeedsConfirmation  the secret to remove was not issued by oauth-bot
     ├── CardNotPosted            the approval card could not be posted, so the request was failed
     └── RemoteError              a remote service failed (after retries)
         ├── GraphError           Microsoft Graph answered an error
-        │   └── LifetimePolicyError  the tenant's app-management policy refused the lifetime
+        │   ├── LifetimePolicyError  the tenant's app-management policy refused the lifetime
+        │   └── OutcomeUnknown   a write that is not idempotent may or may not have been carried out
         ├── VaultError           Azure Key Vault failed
         │   └── VaultPermissionError  403: the bot lacks a role on the vault
         ├── TokenError           the token endpoint refused the bot's credential
@@ -22,9 +24,13 @@ Messages never contain a secret value or a token: they are shown to users and lo
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class OAuthBotError(Exception):
-    """Base class: `str(error)` is safe to show to a user."""
+    """Base class: `str(error)` is safe to show to a user; `code` names the kind for callers."""
+
+    code: str | None = None
 
 
 class ConfigError(OAuthBotError):
@@ -56,7 +62,22 @@ class RateLimited(OAuthBotError):
 
 
 class SecretLimitReached(OAuthBotError):
-    pass
+    code = "secret_limit_reached"
+
+
+class SecretRemovalNeedsConfirmation(OAuthBotError):
+    """Making room would remove a client secret that oauth-bot did not issue: an admin must
+    confirm it by name and Secret ID. `secret` has `key_id`, `display_name` and `end`."""
+
+    code = "secret_removal_needs_confirmation"
+
+    def __init__(self, app_name: str, secret: Any) -> None:
+        self.app_name = app_name
+        self.secret = secret
+        super().__init__(
+            f"The oldest client secret of {app_name}, \"{secret.display_name}\" (Secret ID {secret.key_id}), "
+            "was not issued by oauth-bot, so oauth-bot removes it only when an oauth-bot admin confirms."
+        )
 
 
 class CardNotPosted(OAuthBotError):
@@ -80,6 +101,10 @@ class GraphError(RemoteError):
 
 class LifetimePolicyError(GraphError):
     pass
+
+
+class OutcomeUnknown(GraphError):
+    """A timeout or 5xx after a non-idempotent write was sent: read the state back, don't resend."""
 
 
 class VaultError(RemoteError):

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import httpx
 
 from bot.clock import iso, parse_iso
-from bot.exceptions import GraphError, LifetimePolicyError
-from bot.retry import RETRY_REPLICATION, RetryPolicy, RetryTransport
+from bot.exceptions import GraphError, LifetimePolicyError, OutcomeUnknown
+from bot.retry import IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class GraphClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._retry = retry
         self._http = httpx.Client(
             base_url=f"{self.base_url}/v1.0",
             auth=auth,
@@ -135,6 +136,10 @@ class GraphClient:
     def close(self) -> None:
         self._http.close()
 
+    def pause_before_resend(self, attempt: int) -> None:
+        """The retry layer's backoff, for a caller that reconciled a write and now sends it anew."""
+        self._retry.sleep(self._retry.backoff(attempt))
+
     def _call(
         self,
         method: str,
@@ -145,8 +150,11 @@ class GraphClient:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         retry_replication: bool = False,
+        idempotent: bool = True,
         ok: tuple[int, ...] = (200, 201, 204),
     ) -> httpx.Response:
+        """One Graph call. A call that is not idempotent and got no definite answer (a timeout,
+        a dropped connection after sending, a 5xx) raises OutcomeUnknown."""
         try:
             response = self._http.request(
                 method,
@@ -154,13 +162,22 @@ class GraphClient:
                 json=json,
                 params=params,
                 headers=headers,
-                extensions={RETRY_REPLICATION: retry_replication},
+                extensions={RETRY_REPLICATION: retry_replication, IDEMPOTENT: idempotent},
             )
         except httpx.HTTPError as error:
+            if not idempotent:
+                raise OutcomeUnknown(
+                    f"Microsoft Graph did not answer whether it could {action}: {type(error).__name__}"
+                ) from None
             raise GraphError(
                 f"Microsoft Graph could not {action}: {type(error).__name__} (after retries)"
             ) from None
         if response.status_code not in ok:
+            if not idempotent and response.status_code >= 500:
+                raise OutcomeUnknown(
+                    f"Microsoft Graph did not answer whether it could {action}: HTTP {response.status_code}",
+                    status=response.status_code,
+                )
             raise _error(response, action)
         return response
 
@@ -221,13 +238,24 @@ class GraphClient:
                 yield from page.get("value", [])
 
     # --- passwords --------------------------------------------------------------------
-    def add_password(self, object_id: str, *, display_name: str, end: datetime) -> NewPassword:
+    def add_password(
+        self, object_id: str, *, display_name: str, start: datetime, end: datetime
+    ) -> NewPassword:
+        """Add a client secret. Not idempotent: each call that Graph carries out makes one, so
+        a lost answer raises OutcomeUnknown; the caller finds it by its name and start time."""
         response = self._call(
             "POST",
             f"/applications/{object_id}/addPassword",
             "add client secret",
-            json={"passwordCredential": {"displayName": display_name, "endDateTime": iso(end)}},
+            json={
+                "passwordCredential": {
+                    "displayName": display_name,
+                    "startDateTime": iso(start),
+                    "endDateTime": iso(end),
+                }
+            },
             retry_replication=True,
+            idempotent=False,
         )
         data = response.json()
         secret = SecretValue(str(data.pop("secretText")))

@@ -17,6 +17,7 @@ class Action(enum.StrEnum):
     RETRY = "request_retry"
     APPROVE_RETIRE_NOW = "request_approve_retire_now"
     RETIRE_OLDEST = "request_retire_oldest"
+    RETIRE_CONFIRMED = "request_retire_confirmed"  # an admin named a secret oauth-bot did not issue
     ROTATE_NOW = "secret_rotate_now"
     VALUE = "value"  # the one element inside each input block
 

@@ -6,6 +6,12 @@ NoBackingApplicationObject) is retried only for requests marked `retry_replicati
 (Graph's replication delay right after an application is created); a 409
 Directory_ConcurrencyViolation is retried. Everything stops at the total time budget,
 and the last answer (or error) is returned to the caller.
+
+A request marked not idempotent (`IDEMPOTENT: False`, e.g. addPassword, which makes a new
+credential each time it is carried out) is retried only where Graph certainly did not act:
+429, the replication answers, 409, and connection failures before anything was sent. After
+a 5xx or a timeout its outcome is unknown; the answer (or error) goes back to the caller,
+which reads the state back and reconciles instead of repeating the write.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Request extension: this call may meet Graph's replication delay right after a create, seen
 # as 404 Request_ResourceNotFound or, for POST /servicePrincipals, 400 NoBackingApplicationObject.
 RETRY_REPLICATION = "retry_replication"
+# Request extension: False when carrying the request out twice would do the work twice.
+IDEMPOTENT = "idempotent"
+# Nothing reached the server: safe to send again whatever the request.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass
@@ -52,8 +62,10 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def _is_retryable(request: httpx.Request, response: httpx.Response) -> bool:
+    if response.status_code == 429:
+        return True  # throttled: refused before it was carried out
     if response.status_code in RETRY_STATUSES:
-        return True
+        return _idempotent(request)
     if request.extensions.get(RETRY_REPLICATION):
         if response.status_code == 404:
             return True
@@ -64,6 +76,10 @@ def _is_retryable(request: httpx.Request, response: httpx.Response) -> bool:
         response.read()
         return b"Directory_ConcurrencyViolation" in response.content
     return False
+
+
+def _idempotent(request: httpx.Request) -> bool:
+    return bool(request.extensions.get(IDEMPOTENT, True))
 
 
 class RetryTransport(httpx.BaseTransport):
@@ -82,6 +98,8 @@ class RetryTransport(httpx.BaseTransport):
                 delay = policy.backoff(attempt)
                 if policy.monotonic() + delay >= deadline:
                     raise
+                if not (_idempotent(request) or isinstance(error, NOT_SENT)):
+                    raise  # it may have been carried out: the caller reconciles
                 log.warning(
                     "retrying %s %s after %s (attempt %d)",
                     request.method,

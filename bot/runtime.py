@@ -15,6 +15,7 @@ from bot.graph import GraphClient
 from bot.home import build_home
 from bot.identity import TokenSource
 from bot.lifecycle import Lifecycle
+from bot.liveness import Liveness, liveness_for
 from bot.logs import redact_value
 from bot.notifier import SlackNotifier, make_web_client
 from bot.retry import RetryPolicy
@@ -24,7 +25,7 @@ from bot.store import Store
 from bot.vault import Vault
 from bot.verify import SecretVerifier
 from bot.worker import Worker
-from bot.workflow import Workflow
+from bot.workflow import Workflow, new_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Services:
     lifecycle: Lifecycle
     scheduler: Scheduler
     notifier: SlackNotifier
+    liveness: Liveness
 
     def refresh_homes(self, user_ids: list[str]) -> None:
         """Re-publish the App Home of these users (in the background; best effort)."""
@@ -59,6 +61,7 @@ class Services:
     def close(self) -> None:
         self.scheduler.stop()
         self.worker.stop()
+        self.liveness.close()  # after the worker: from now on others may carry on what it left
         self._home_pool.shutdown(wait=True)
         self.graph.close()
         self.vault.close()
@@ -104,7 +107,9 @@ def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool
         budget_seconds=settings.oauth_bot_verify_budget_seconds,
         timeout=settings.oauth_bot_http_timeout_seconds,
     )
+    liveness = liveness_for(store.engine, new_worker_id())
     workflow = Workflow(
+        liveness=liveness,
         verify=verifier,
         settings=settings,
         store=store,
@@ -119,15 +124,16 @@ def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool
     worker = Worker(
         workflow,
         store,
+        liveness,
         threads=settings.oauth_bot_worker_threads,
         poll_seconds=settings.oauth_bot_poll_seconds,
     )
     lifecycle = Lifecycle(settings=settings, store=store, graph=graph, vault=vault, notifier=notifier)
-    scheduler = Scheduler(store)
+    scheduler = Scheduler(store, liveness=liveness)
     scheduler.add("expiry-scan", timedelta(hours=settings.oauth_bot_scan_interval_hours), lifecycle.scan)
     scheduler.add("retire-old-secrets", timedelta(minutes=1), lifecycle.retire_due)
     services = Services(
-        settings, store, tokens, graph, vault, workflow, worker, lifecycle, scheduler, notifier
+        settings, store, tokens, graph, vault, workflow, worker, lifecycle, scheduler, notifier, liveness
     )
     workflow.on_change = services.refresh_homes
     return services

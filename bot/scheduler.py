@@ -1,8 +1,9 @@
 """Scheduled jobs (expiry scan, grace-period removals, stale requests), each run by one leader.
 
 Every replica runs a Scheduler; before a job runs, the replica takes the job's lease row
-(a compare-and-set in the database), so with several replicas a job runs on one at a time,
-and if the leader dies another takes over when the lease runs out.
+(a compare-and-set in the database), so with several replicas a job runs on one at a time.
+If the leader dies another takes over at its next tick (bot.liveness tells it the leader is
+gone), or when the lease runs out.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.liveness import Liveness
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -28,9 +30,17 @@ class Job:
 
 
 class Scheduler:
-    def __init__(self, store: Store, *, holder: str | None = None, tick_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        liveness: Liveness | None = None,
+        holder: str | None = None,
+        tick_seconds: float = 10.0,
+    ) -> None:
         self.store = store
-        self.holder = holder or f"scheduler-{uuid.uuid4().hex[:8]}"
+        self.liveness = liveness  # without it, a dead leader's lease is taken when it runs out
+        self.holder = holder or (liveness.worker_id if liveness else f"scheduler-{uuid.uuid4().hex[:8]}")
         self.tick_seconds = tick_seconds
         self.jobs: list[Job] = []
         self.runs: list[str] = []  # names of the jobs this replica ran (for operators and tests)
@@ -49,7 +59,7 @@ class Scheduler:
             if not due:
                 continue
             # The lease outlives the interval a little, so one leader keeps a job.
-            if not self.store.acquire_job(job.name, self.holder, job.every + timedelta(minutes=1)):
+            if not self._lead(job):
                 continue
             if not self.store.job_due(job.name, job.every):
                 continue
@@ -62,6 +72,16 @@ class Scheduler:
             ran.append(job.name)
             self.runs.append(job.name)
         return ran
+
+    def _lead(self, job: Job) -> bool:
+        lease = job.every + timedelta(minutes=1)
+        if self.store.acquire_job(job.name, self.holder, lease):
+            return True
+        leader = self.store.job_holder(job.name)
+        if self.liveness is None or leader is None or self.liveness.alive(leader):
+            return False
+        log.info("scheduled job %s: its leader %s is gone; leading it here", job.name, leader)
+        return self.store.acquire_job(job.name, self.holder, lease, taking_over=leader)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)

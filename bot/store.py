@@ -318,21 +318,20 @@ class Store:
             )
 
     # --- leases -----------------------------------------------------------------------
-    def claim(self, request_id: int, owner: str, lease: timedelta) -> bool:
-        """Take (or renew) the lease on an approved request; False if another holder has it."""
+    def claim(
+        self, request_id: int, owner: str, lease: timedelta, *, taking_over: str | None = None
+    ) -> bool:
+        """Take (or renew) the lease on an approved request; False if another holder has it.
+        `taking_over` names a holder known to be dead: its lease is taken even if not run out
+        (a compare-and-set on that name, so of two replicas taking over, one wins)."""
         now = self.now()
+        free = [Request.lease_owner.is_(None), Request.lease_owner == owner, Request.lease_until < now]
+        if taking_over is not None:
+            free.append(Request.lease_owner == taking_over)
         with self.session() as session:
             result = session.execute(
                 update(Request)
-                .where(
-                    Request.id == request_id,
-                    Request.status == Status.APPROVED,
-                    or_(
-                        Request.lease_owner.is_(None),
-                        Request.lease_owner == owner,
-                        Request.lease_until < now,
-                    ),
-                )
+                .where(Request.id == request_id, Request.status == Status.APPROVED, or_(*free))
                 .values(lease_owner=owner, lease_until=now + lease, attempts=Request.attempts + 1)
             )
             return bool(getattr(result, "rowcount", 0) == 1)
@@ -357,24 +356,26 @@ class Store:
                 .values(lease_owner=None, lease_until=None)
             )
 
-    def claimable(self, limit: int = 20) -> list[int]:
-        """Approved requests with no live lease (new, or left by a dead process)."""
+    def approved_leases(self, limit: int = 100) -> list[tuple[int, str | None]]:
+        """Approved requests with their lease holder (None: free, or its lease ran out)."""
         now = self.now()
         with self.session() as session:
-            rows = session.scalars(
-                select(Request.id)
-                .where(
-                    Request.status == Status.APPROVED,
-                    or_(Request.lease_owner.is_(None), Request.lease_until < now),
-                )
+            rows = session.execute(
+                select(Request.id, Request.lease_owner, Request.lease_until)
+                .where(Request.status == Status.APPROVED)
                 .order_by(Request.id)
                 .limit(limit)
-                .with_for_update(skip_locked=True)
             )
-            return list(rows)
+            return [
+                (id_, owner if owner is not None and until is not None and utc(until) >= now else None)
+                for id_, owner, until in rows
+            ]
 
-    def acquire_job(self, name: str, holder: str, lease: timedelta) -> bool:
-        """Become (or stay) the leader for a scheduled job until the lease runs out."""
+    def acquire_job(
+        self, name: str, holder: str, lease: timedelta, *, taking_over: str | None = None
+    ) -> bool:
+        """Become (or stay) the leader for a scheduled job until the lease runs out;
+        `taking_over` names a leader known to be dead, whose lease is taken at once."""
         now = self.now()
         try:
             with self.session() as session:
@@ -387,11 +388,21 @@ class Store:
                 update(JobLease)
                 .where(
                     JobLease.name == name,
-                    or_(JobLease.holder.is_(None), JobLease.holder == holder, JobLease.until < now),
+                    or_(
+                        JobLease.holder.is_(None),
+                        JobLease.holder == holder,
+                        JobLease.until < now,
+                        JobLease.holder == taking_over,
+                    ),
                 )
                 .values(holder=holder, until=now + lease)
             )
             return bool(getattr(result, "rowcount", 0) == 1)
+
+    def job_holder(self, name: str) -> str | None:
+        with self.session() as session:
+            lease = session.get(JobLease, name)
+            return None if lease is None else lease.holder
 
     def job_due(self, name: str, every: timedelta) -> bool:
         """True if no replica ran the job within `every`."""

@@ -1,8 +1,10 @@
 """Runs approved requests in background threads and picks up work left by a crash.
 
-Work is claimed with a lease in the database, so a request runs in one place at a time;
-a request whose lease ran out (its process died) is claimed again by the next poll, here
-or on another replica.
+Work is claimed with a lease in the database, so a request runs in one place at a time.
+A request whose holder has died (bot.liveness asks the operating system or the database,
+not the clock) is claimed again by the next poll, here or on another replica; the first
+poll runs as the worker starts, so a restarted bot carries its own interrupted work on at
+once. A lease whose time ran out (a holder alive but stuck) is claimed again too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from bot.liveness import Liveness
 from bot.store import Store
 from bot.workflow import Workflow
 
@@ -19,10 +22,17 @@ log = logging.getLogger(__name__)
 
 class Worker:
     def __init__(
-        self, workflow: Workflow, store: Store, *, threads: int = 4, poll_seconds: float = 5.0
+        self,
+        workflow: Workflow,
+        store: Store,
+        liveness: Liveness,
+        *,
+        threads: int = 4,
+        poll_seconds: float = 5.0,
     ) -> None:
         self.workflow = workflow
         self.store = store
+        self.liveness = liveness
         self.poll_seconds = poll_seconds
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="request")
         self._in_flight: dict[int, Future[bool]] = {}
@@ -30,19 +40,21 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def submit(self, request_id: int) -> Future[bool]:
+    def submit(self, request_id: int, *, taking_over: str | None = None) -> Future[bool]:
         """Run the request here unless this process is already running it."""
         with self._lock:
+            for done in [key for key, future in self._in_flight.items() if future.done()]:
+                del self._in_flight[done]
             running = self._in_flight.get(request_id)
-            if running is not None and not running.done():
+            if running is not None:
                 return running
-            future = self._pool.submit(self._run, request_id)
+            future = self._pool.submit(self._run, request_id, taking_over)
             self._in_flight[request_id] = future
             return future
 
-    def _run(self, request_id: int) -> bool:
+    def _run(self, request_id: int, taking_over: str | None) -> bool:
         try:
-            return self.workflow.execute(request_id)
+            return self.workflow.execute(request_id, taking_over=taking_over)
         except Exception:
             log.exception("worker: request %s stopped unexpectedly", request_id)
             return False
@@ -50,7 +62,18 @@ class Worker:
     def poll_once(self) -> list[Future[bool]]:
         """Claim what nobody is running: new approvals and work a dead process left behind."""
         self.workflow.expire_stale()
-        return [self.submit(request_id) for request_id in self.store.claimable()]
+        started = []
+        alive: dict[str, bool] = {}
+        for request_id, holder in self.store.approved_leases():
+            if holder is None:
+                started.append(self.submit(request_id))
+            elif holder != self.liveness.worker_id:
+                if holder not in alive:
+                    alive[holder] = self.liveness.alive(holder)
+                if not alive[holder]:
+                    log.info("request %s: its worker %s is gone; carrying it on here", request_id, holder)
+                    started.append(self.submit(request_id, taking_over=holder))
+        return started
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="worker-poll", daemon=True)
@@ -72,7 +95,10 @@ class Worker:
             future.result(timeout=timeout)
 
     def stop(self) -> None:
+        """Stop polling; running requests stop at their next step boundary and give their
+        lease back, so the next process (or another replica) carries them on at once."""
         self._stop.set()
+        self.workflow.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -19,25 +19,36 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from bot.clock import utc
+from bot.clock import iso, utc
 from bot.config import Settings
 from bot.exceptions import (
     CardNotPosted,
     Conflict,
+    GraphError,
     LifetimePolicyError,
     NotAllowed,
     NotFound,
     OAuthBotError,
+    OutcomeUnknown,
     RemoteError,
     SecretLimitReached,
+    SecretRemovalNeedsConfirmation,
     ValidationError,
     VaultError,
 )
-from bot.graph import PERSONAL_ACCOUNT_AUDIENCES, Application, GraphClient, NewPassword, SecretValue
+from bot.graph import (
+    PERSONAL_ACCOUNT_AUDIENCES,
+    Application,
+    GraphClient,
+    NewPassword,
+    PasswordCredential,
+    SecretValue,
+)
+from bot.liveness import Liveness, SameProcess
 from bot.policy import NewAppInput, check_can_decide, check_request_limits, is_admin
 from bot.store import Credential, Kind, ManagedApp, Request, Status, Store, require_status
 from bot.vault import Vault, VaultReference, secret_name_for
@@ -49,6 +60,8 @@ Verify = Callable[[str, SecretValue], bool]  # (client id, value) → does it si
 APP_TAG = "oauth-bot"
 OWNER_ROLE = "Application.ReadWrite.All"
 MAX_PERSONAL_ACCOUNT_SECRETS = 2
+MAX_ADD_PASSWORD_ATTEMPTS = 3
+MAX_ATTEMPTS = 5  # claims of one request (each crash or restart is one) before it is failed
 SECRET_LIMIT_MARK = "client secrets, and it has"  # in the message of SecretLimitReached
 USER_READ_ROLE = "User.Read.All"
 
@@ -94,7 +107,7 @@ class Workflow:
         granted_roles: Callable[[], set[str]],
         verify: Verify | None = None,
         executor: ThreadPoolExecutor | None = None,
-        worker_id: str | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -104,7 +117,9 @@ class Workflow:
         self._granted_roles = granted_roles
         self._verify = verify or (lambda _client_id, _secret: False)
         self._pool = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
-        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.liveness = liveness or SameProcess(new_worker_id())
+        self.worker_id = self.liveness.worker_id
+        self.stopping = threading.Event()  # set on shutdown: running requests stop at the next step
         self.on_change: Callable[[list[str]], None] = lambda _users: None  # e.g. refresh App Homes
         self._heartbeats: dict[int, _Heartbeat] = {}
         self._heartbeats_guard = threading.Lock()
@@ -233,10 +248,22 @@ class Workflow:
         self.announce(request)
         return request
 
-    def retire_oldest_and_retry(self, request_id: int, *, actor: str) -> Request:
-        """For an app at its two-secret limit: remove its oldest secret, then rotate again."""
+    def retire_oldest_and_retry(self, request_id: int, *, actor: str, key_id: str | None = None) -> Request:
+        """For a rotation that an admin approved and that failed at the two-secret limit: send it
+        back to the worker, which first removes a secret to make room (a logged step), then rotates.
+
+        The status change comes first (a compare-and-set), so a double click removes at most one
+        secret. Without `key_id` the secret is the oldest one oauth-bot issued; a secret oauth-bot
+        did not issue is removed only when an admin names it (`key_id`, confirmed by name and
+        Secret ID): otherwise SecretRemovalNeedsConfirmation says which one it would be."""
         request = self.store.get_request(request_id)
         require_status(request, Status.FAILED)
+        approved = request.approver_id is not None
+        if request.kind != Kind.ROTATE or not approved or not self._failed_at_secret_limit(request):
+            raise Conflict(
+                f"Request #{request_id} did not fail at the two-secret limit after an approval: "
+                "nothing is retired for it."
+            )
         app = self.store.managed_app(request.client_id or "")
         if app is None:
             raise NotFound(f"Request #{request_id} has no app the bot manages.")
@@ -244,27 +271,66 @@ class Workflow:
         current = self.graph.get_application(app.object_id)
         if current is None or not current.passwords:
             raise NotFound(f"{app.display_name} has no client secret to retire.")
-        oldest = min(current.passwords, key=lambda p: p.end or self.store.now())
-        self.graph.remove_password(app.object_id, oldest.key_id)
-        with self.store.atomic():
-            self.store.set_credential_status(oldest.key_id, "removed", removed_at=self.store.now())
-            self.store.audit(
-                actor,
-                "secret.removed",
-                request_id=request_id,
-                client_id=app.client_id,
-                key_id=oldest.key_id,
-                reason="retired to make room for a rotation",
-            )
+        target = self._secret_to_retire(app, current, actor, key_id)
         self._move(
             request_id,
             actor=actor,
             action="request.retried",
             from_status=[Status.FAILED],
             to_status=Status.APPROVED,
+            detail={"retire_key_id": target.key_id, "issued_by_oauth_bot": key_id is None},
             error=None,
+            attempts=0,
         )
+        self.store.record_step(request_id, "retire_oldest", "requested", key_id=target.key_id, actor=actor)
         return self.store.get_request(request_id)
+
+    def _secret_to_retire(
+        self, app: ManagedApp, current: Application, actor: str, key_id: str | None
+    ) -> PasswordCredential:
+        if key_id is not None:
+            if not is_admin(self.settings, actor):
+                raise NotAllowed(
+                    "Only an oauth-bot admin can remove a client secret that oauth-bot did not issue."
+                )
+            named = next((p for p in current.passwords if p.key_id == key_id), None)
+            if named is None:
+                raise NotFound(f"{app.display_name} has no client secret with Secret ID {key_id}.")
+            return named
+        issued = {c.key_id for c in self.store.credentials(app.client_id)}
+        ours = [p for p in current.passwords if p.key_id in issued]
+        if ours:
+            return min(ours, key=lambda p: p.end or self.store.now())
+        oldest = min(current.passwords, key=lambda p: p.end or self.store.now())
+        raise SecretRemovalNeedsConfirmation(app.display_name, oldest)
+
+    def _failed_at_secret_limit(self, request: Request) -> bool:
+        failures = [s for s in self.store.steps(request.id) if s.step == "request" and s.state == "failed"]
+        return bool(failures) and failures[-1].detail.get("code") == SecretLimitReached.code
+
+    def _retire_for_room(self, request: Request, app: Application) -> Application:
+        """The removal that "Retire oldest and rotate" asked for, once, as a logged step."""
+        asked = [s for s in self.store.steps(request.id) if s.step == "retire_oldest"]
+        if not asked or asked[-1].state == "finished":
+            return app
+        key_id = str(asked[-1].detail["key_id"])
+
+        def retire() -> str:
+            self.graph.remove_password(app.object_id, key_id)
+            with self.store.atomic():
+                self.store.set_credential_status(key_id, "removed", removed_at=self.store.now())
+                self.store.audit(
+                    str(asked[-1].detail.get("actor") or "oauth-bot"),
+                    "secret.removed",
+                    request_id=request.id,
+                    client_id=app.client_id,
+                    key_id=key_id,
+                    reason="retired to make room for a rotation",
+                )
+            return key_id
+
+        self._step(request, "retire_oldest", retire, key_id=key_id)
+        return self.graph.get_application(app.object_id) or app
 
     def announce(self, request: Request) -> None:
         """Post the approval card (once) and confirm to the requester.
@@ -363,6 +429,7 @@ class Workflow:
             from_status=[Status.FAILED],
             to_status=Status.APPROVED,
             error=None,
+            attempts=0,
         )
         self.refresh_card(request_id)
         return self.store.get_request(request_id)
@@ -387,29 +454,37 @@ class Workflow:
         return expired
 
     # --- execution (called by the worker) ---------------------------------------------
-    def execute(self, request_id: int) -> bool:
+    def execute(self, request_id: int, *, taking_over: str | None = None) -> bool:
         """Run an approved request to its end if this worker can claim it. True if it ran.
 
         While it runs, a heartbeat renews the lease; if the lease is lost anyway (this process
-        stalled and another took the work over), the run stops at its next step boundary and
-        leaves the request to the new holder."""
-        if not self.store.claim(request_id, self.worker_id, self.lease):
+        stalled or lost the database, and another took the work over), the run stops at its
+        next step boundary and leaves the request to the new holder. On shutdown it stops there
+        too and gives the lease back. A request claimed MAX_ATTEMPTS times without finishing
+        (each crash or restart is one) is failed and reported instead of being run forever."""
+        if not self.store.claim(request_id, self.worker_id, self.lease, taking_over=taking_over):
             return False
+        if taking_over is not None:
+            log.info("request %s: taken over from %s, a worker that is gone", request_id, taking_over)
         heartbeat = _Heartbeat(self.store, request_id, self.worker_id, self.lease)
         with self._heartbeats_guard:
             self._heartbeats[request_id] = heartbeat
         try:
             request = self.store.get_request(request_id)
             try:
-                if request.kind == Kind.NEW_APP:
+                if request.attempts > MAX_ATTEMPTS:
+                    self._fail(request, self._too_many_attempts(request))
+                elif request.kind == Kind.NEW_APP:
                     self._run_new_app(request)
                 else:
                     self._run_rotation(request)
             except LeaseLost:
                 log.warning("request %s: lease lost to another worker; stopped here", request_id)
                 return True
+            except ShuttingDown:
+                log.info("request %s: stopped for shutdown; the next worker carries it on", request_id)
             except OAuthBotError as error:
-                self._fail(request, str(error))
+                self._fail(request, str(error), code=error.code)
             except Exception:
                 log.exception("request %s failed unexpectedly", request_id)
                 self._fail(request, "an unexpected error stopped it; the admins can retry it")
@@ -420,8 +495,16 @@ class Workflow:
                 self._heartbeats.pop(request_id, None)
         return True
 
-    def _fail(self, request: Request, message: str) -> None:
-        self.store.record_step(request.id, "request", "failed", error=message)
+    def _too_many_attempts(self, request: Request) -> str:
+        started = [s.step for s in self.store.steps(request.id) if s.state == "started"]
+        where = f" (the last one at step {started[-1]})" if started else ""
+        return (
+            f"it was started {MAX_ATTEMPTS} times without finishing{where}, so oauth-bot stopped "
+            "trying; the admins can look at the logs and retry it"
+        )
+
+    def _fail(self, request: Request, message: str, *, code: str | None = None) -> None:
+        self.store.record_step(request.id, "request", "failed", error=message, code=code)
         try:
             self._move(
                 request.id,
@@ -471,9 +554,15 @@ class Workflow:
             self.store.audit(actor, action, request_id=request_id, **(detail or {}))
 
     def _check_lease(self, request_id: int) -> None:
+        if self.stopping.is_set():
+            raise ShuttingDown(request_id)
         with self._heartbeats_guard:
             heartbeat = self._heartbeats.get(request_id)
-        if heartbeat is not None and heartbeat.lost.is_set():
+        if heartbeat is None:
+            return
+        if not heartbeat.lost.is_set() and not self.liveness.holding():
+            heartbeat.lost.set()  # others see this worker as dead and may carry the request on
+        if heartbeat.lost.is_set():
             raise LeaseLost(request_id)
 
     def _run_new_app(self, request: Request) -> None:
@@ -522,13 +611,14 @@ class Workflow:
             raise NotFound(
                 f"The app {request.display_name} ({request.client_id}) no longer exists in Entra ID."
             )
-        held = {c.key_id for c in self.store.credentials(app.client_id)}
-        in_use = [p for p in app.passwords if p.key_id in held or p.key_id == request.key_id]
+        app = self._retire_for_room(request, app)
         if (
             request.key_id is None
+            and not self._steps_started(request, "add_password")
             and app.sign_in_audience in PERSONAL_ACCOUNT_AUDIENCES
-            and len(in_use) >= MAX_PERSONAL_ACCOUNT_SECRETS
+            and len(app.passwords) >= MAX_PERSONAL_ACCOUNT_SECRETS
         ):
+            in_use = app.passwords
             oldest = min(in_use, key=lambda p: p.end or self.store.now())
             raise SecretLimitReached(
                 f"{app.display_name} accepts personal Microsoft accounts, so Entra allows it at most "
@@ -600,23 +690,8 @@ class Workflow:
                 return resumed
             # The value left memory with the process that stopped: read it back to check it.
             return self._verified(request, resumed, self.vault.read(resumed.vault), verify)
-        end = self.store.now() + timedelta(days=request.secret_days)
-
-        def add_password() -> NewPassword:
-            added = self.graph.add_password(app.object_id, display_name=request.secret_description, end=end)
-            # Audited before the step is marked finished: a crash in between leaves an orphan
-            # whose removal is audited too, never a secret the trail does not mention.
-            self.store.audit(
-                "oauth-bot",
-                "secret.added",
-                request_id=request.id,
-                client_id=app.client_id,
-                key_id=added.credential.key_id,
-            )
-            return added
-
         try:
-            new = self._step(request, "add_password", add_password)
+            new = self._add_password(request, app)
         except LifetimePolicyError:
             raise LifetimePolicyError(
                 f"Your tenant's app management policy does not allow a client secret that lasts "
@@ -625,10 +700,56 @@ class Workflow:
                 code="CredentialInvalidLifetimeAsPerAppPolicy",
             ) from None
         reference = self._deposit(request, app, new)
-        issued = self._record_secret(
-            request, app, new.credential.key_id, new.credential.hint, new.credential.end or end, reference
-        )
+        end = new.credential.end or self.store.now() + timedelta(days=request.secret_days)
+        issued = self._record_secret(request, app, new.credential.key_id, new.credential.hint, end, reference)
         return issued if verify is None else self._verified(request, issued, new.secret, verify)
+
+    def _add_password(self, request: Request, app: Application) -> NewPassword:
+        """addPassword, never blindly repeated. Each attempt's marks (its name and start time,
+        which Graph keeps) are in the step log before it is sent; when an answer is lost, the
+        app's secrets are read back, the one that attempt made (if it did) is removed, since
+        nobody holds its value, and a new attempt is made."""
+        unknown: OutcomeUnknown | None = None
+        for attempt in range(MAX_ADD_PASSWORD_ATTEMPTS):
+            if unknown is not None:
+                self.graph.pause_before_resend(attempt)
+            # Entra compares startDateTime with its own clock: the real time, to the second.
+            start = datetime.now(UTC).replace(microsecond=0)
+            end = self.store.now() + timedelta(days=request.secret_days)
+            try:
+                return self._step(
+                    request,
+                    "add_password",
+                    partial(self._add_and_audit, request, app, start, end),
+                    display_name=request.secret_description,
+                    start=iso(start),
+                )
+            except OutcomeUnknown as error:
+                log.warning("request %s: %s; reading the app's client secrets back", request.id, error)
+                self._remove_orphans(request, app.object_id, keep=set())
+                unknown = error
+        raise GraphError(
+            f"{unknown} — {MAX_ADD_PASSWORD_ATTEMPTS} attempts, and every client secret they made was "
+            "removed again, so none exists whose value nobody holds. The admins can retry.",
+            status=unknown.status if unknown else None,
+        )
+
+    def _add_and_audit(
+        self, request: Request, app: Application, start: datetime, end: datetime
+    ) -> NewPassword:
+        added = self.graph.add_password(
+            app.object_id, display_name=request.secret_description, start=start, end=end
+        )
+        # Audited before the step is marked finished: a crash in between leaves an orphan
+        # whose removal is audited too, never a secret the trail does not mention.
+        self.store.audit(
+            "oauth-bot",
+            "secret.added",
+            request_id=request.id,
+            client_id=app.client_id,
+            key_id=added.credential.key_id,
+        )
+        return added
 
     def _resume_secret(self, request: Request, app: Application) -> IssuedSecret | None:
         """The secret an earlier run of this request already stored, if any; orphans of an
@@ -773,27 +894,51 @@ class Workflow:
         )
 
     def _remove_orphans(self, request: Request, object_id: str, *, keep: set[str]) -> None:
-        """Remove every client secret on the app whose value the vault does not hold."""
+        """Remove the client secrets that this request's own addPassword attempts made and whose
+        value the vault does not hold. A secret is this request's when its name and start time
+        are those an attempt recorded before it was sent; any other secret on the app (added in
+        the portal, by another tool, by another request) is never touched."""
         app = self.graph.get_application(object_id)
         if app is None:
             return
+        marks = {
+            (str(s.detail.get("display_name")), str(s.detail.get("start")))
+            for s in self.store.steps(request.id)
+            if s.step == "add_password" and s.state == "started" and s.detail.get("start")
+        }
         held = {c.key_id for c in self.store.credentials(app.client_id)} | keep
+        audited = {
+            str(e.detail.get("key_id"))
+            for e in self.store.audit_events(request_id=request.id)
+            if e.action == "secret.added"
+        }
         for password in app.passwords:
-            if password.key_id not in held:
-                self._step(
-                    request,
-                    "remove_orphan",
-                    partial(self.graph.remove_password, object_id, password.key_id),
-                    key_id=password.key_id,
-                )
+            mark = (password.display_name, iso(password.start) if password.start else "")
+            if password.key_id in held or mark not in marks:
+                continue
+            if password.key_id not in audited:  # its answer was lost: the trail learns of it now
                 self.store.audit(
                     "oauth-bot",
-                    "secret.removed",
+                    "secret.added",
                     request_id=request.id,
                     client_id=app.client_id,
                     key_id=password.key_id,
-                    reason="orphan: no value in the vault",
+                    found="read back after an answer was lost",
                 )
+            self._step(
+                request,
+                "remove_orphan",
+                partial(self.graph.remove_password, object_id, password.key_id),
+                key_id=password.key_id,
+            )
+            self.store.audit(
+                "oauth-bot",
+                "secret.removed",
+                request_id=request.id,
+                client_id=app.client_id,
+                key_id=password.key_id,
+                reason="orphan: no value in the vault",
+            )
 
     def _steps_finished(self, request: Request, name: str) -> bool:
         return any(s.step == name and s.state == "finished" for s in self.store.steps(request.id))
@@ -840,6 +985,14 @@ class Workflow:
 
 class LeaseLost(Exception):
     """This worker no longer holds the request's lease; another one carries it on."""
+
+
+class ShuttingDown(Exception):
+    """The process is stopping: the request stops at this step boundary and is carried on later."""
+
+
+def new_worker_id() -> str:
+    return f"worker-{uuid.uuid4().hex[:12]}"
 
 
 class _Heartbeat:

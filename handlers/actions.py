@@ -9,9 +9,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
-from bot.exceptions import OAuthBotError
+from bot.exceptions import OAuthBotError, SecretRemovalNeedsConfirmation
 from bot.ids import Action
-from bot.policy import check_can_decide
+from bot.policy import check_can_decide, is_admin
 from bot.runtime import Services
 from bot.store import Status, require_status
 from handlers.text import error_text
@@ -23,13 +23,21 @@ def _value(body: dict[str, Any]) -> str:
 
 async def _tell(client: AsyncWebClient, body: dict[str, Any], error: OAuthBotError | str) -> None:
     """An ephemeral answer where the click happened (a DM when there is no channel)."""
-    text = error_text(error) if isinstance(error, OAuthBotError) else error
+    await _show(client, body, error_text(error) if isinstance(error, OAuthBotError) else error)
+
+
+async def _show(
+    client: AsyncWebClient,
+    body: dict[str, Any],
+    text: str,
+    message_blocks: list[dict[str, Any]] | None = None,
+) -> None:
     user = body["user"]["id"]
     channel = (body.get("channel") or {}).get("id")
     if channel:
-        await client.chat_postEphemeral(channel=channel, user=user, text=text)
+        await client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=message_blocks)
     else:
-        await client.chat_postMessage(channel=user, text=text)
+        await client.chat_postMessage(channel=user, text=text, blocks=message_blocks)
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -89,17 +97,35 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         worker.submit(request_id)
 
-    @app.action(Action.RETIRE_OLDEST)
-    async def retire_oldest_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        request_id = int(_value(body))
+    async def retire_and_rotate(
+        body: dict[str, Any], client: AsyncWebClient, request_id: int, key_id: str | None
+    ) -> None:
+        actor = body["user"]["id"]
         try:
-            await asyncio.to_thread(workflow.retire_oldest_and_retry, request_id, actor=body["user"]["id"])
+            await asyncio.to_thread(workflow.retire_oldest_and_retry, request_id, actor=actor, key_id=key_id)
+        except SecretRemovalNeedsConfirmation as error:
+            if not is_admin(settings, actor):
+                await _tell(client, body, f"{error_text(error)} Ask an oauth-bot admin to confirm it.")
+                return
+            text, confirm = blocks.confirm_foreign_removal(request_id, error.app_name, error.secret)
+            await _show(client, body, text, confirm)
+            return
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
         worker.submit(request_id)
         await asyncio.to_thread(workflow.refresh_card, request_id)
+
+    @app.action(Action.RETIRE_OLDEST)
+    async def retire_oldest_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await retire_and_rotate(body, client, int(_value(body)), None)
+
+    @app.action(Action.RETIRE_CONFIRMED)
+    async def retire_confirmed_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        request_id, _, key_id = _value(body).partition(":")
+        await retire_and_rotate(body, client, int(request_id), key_id)
 
     @app.action(Action.ROTATE_NOW)
     async def rotate_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -452,7 +452,7 @@ class FakeGraph(FakeServer):
         self.publisher_domain = "contoso.onmicrosoft.com"
         self.answers: list[tuple[Request, int | None]] = []
         self.next_secret_text: str | None = None  # the next addPassword's value (canary tests)
-        self._lost_answers: list[tuple[str, re.Pattern[str]]] = []
+        self._lost_answers: list[tuple[str, re.Pattern[str], bool]] = []
         self._apps: dict[str, _App] = {}
         self._order: list[str | None] = []  # insertion order; None where an app was deleted
         self._by_app_id: dict[str, str] = {}
@@ -546,6 +546,30 @@ class FakeGraph(FakeServer):
                 ids.append(app.id)
         return ids
 
+    def add_password_outside(self, object_id: str, display_name: str, *, days: int = 180) -> str:
+        """A client secret added outside oauth-bot (the portal, az CLI), without HTTP; its keyId."""
+        now = datetime.now(UTC)
+        secret = _new_secret()
+        password = _Password(
+            str(uuid.uuid4()),
+            display_name,
+            now,
+            now + timedelta(days=days),
+            secret[:3],
+            _sha256(secret),
+            float("-inf"),
+        )
+        with self.lock:
+            app = self._apps[object_id]
+            app.passwords = [*app.passwords, password]
+        return password.key_id
+
+    def remove_password_outside(self, object_id: str, key_id: str) -> None:
+        """A client secret removed outside oauth-bot (the portal), without HTTP."""
+        with self.lock:
+            app = self._apps[object_id]
+            app.passwords = [p for p in app.passwords if p.key_id != key_id]
+
     def apps(self) -> list[dict[str, Any]]:
         """Every stored application as GET would show it (no secret values)."""
         with self.lock:
@@ -594,18 +618,20 @@ class FakeGraph(FakeServer):
                     return propagated and password.start <= now < password.end
         return False
 
-    def lose_next_answer(self, method: str, path_pattern: str) -> None:
-        """Carry out the next matching request, then answer 504 as if the answer was lost."""
+    def lose_next_answer(self, method: str, path_pattern: str, *, silently: bool = False) -> None:
+        """Carry out the next matching request, then answer 504 as if the answer was lost (or,
+        `silently`, close the connection without any answer)."""
         with self.lock:
-            self._lost_answers.append((method, re.compile(path_pattern)))
+            self._lost_answers.append((method, re.compile(path_pattern), silently))
 
     def dispatch(self, request: Request) -> tuple[Response | None, float]:
         response, delay = super().dispatch(request)
         with self.lock:
-            for index, (method, pattern) in enumerate(self._lost_answers):
+            for index, (method, pattern, silently) in enumerate(self._lost_answers):
                 if method == request.method and pattern.search(request.path):
                     del self._lost_answers[index]
-                    response = Response(504, {"error": {"code": "GatewayTimeout", "message": "lost"}})
+                    lost = Response(504, {"error": {"code": "GatewayTimeout", "message": "lost"}})
+                    response = None if silently else lost
                     break
         with self.lock:
             self.answers.append((request, None if response is None else response.status))

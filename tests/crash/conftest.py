@@ -139,7 +139,7 @@ def record(
 
 def database_bytes(database: Path) -> list[tuple[Path, bytes]]:
     """The SQLite file and its -wal / -shm companions."""
-    return [(p, p.read_bytes()) for p in sorted(database.parent.glob(database.name + "*"))]
+    return [(p, p.read_bytes()) for p in sorted(database.parent.glob(database.name + "*")) if p.is_file()]
 
 
 # --- fixtures -----------------------------------------------------------------------------

@@ -4,8 +4,10 @@ rotation flows, restarted, and must finish the request with nothing lost and not
 Each cell runs the real process with OAUTH_BOT_TEST_HALT_AT=<step>:<started|finished> (the
 worker thread stops dead at that boundary), files and approves the request through Slack,
 waits until the step log in the SQLite file shows the boundary, SIGKILLs the process,
-restarts it without the halt and waits for the request to complete. A short lease
-(OAUTH_BOT_LEASE_SECONDS=2) lets the restarted worker claim the dead one's work quickly.
+restarts it without the halt and waits for the request to complete. Every cell runs at the
+README's default settings (lease, poll, retry budget): the restarted bot must take the dead
+process's request over within RESUME_SECONDS of its /healthz turning 200, though the dead
+process's lease has not run out.
 
 Beyond the boundaries: two cells kill the bot while Graph's addPassword or Key Vault's write
 has been carried out but not yet answered, and one kills it between the database write that
@@ -44,6 +46,7 @@ from tests.crash.conftest import (
 from tests.e2e.flows import request_id_of, request_new_app
 
 HALT = "OAUTH_BOT_TEST_HALT_AT"
+RESUME_SECONDS = 5.0  # after /healthz turns 200, at the default lease (60 s) and poll (5 s)
 STATES = ("started", "finished")
 NEW_APP_STEPS = ("create_app", "service_principal", "owners", "add_password", "vault", "notify")
 ROTATE_STEPS = ("add_password", "vault", "verify", "notify")
@@ -70,12 +73,7 @@ def _environment(
 ) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != HALT}
     env.update(cloud.environment(database_url))
-    env.update(
-        OAUTH_BOT_LEASE_SECONDS="2",
-        OAUTH_BOT_POLL_SECONDS="0.3",
-        OAUTH_BOT_RETRY_BUDGET_SECONDS="20",
-        LOG_LEVEL="DEBUG",  # the most the bot ever logs: the canary must not be in it
-    )
+    env.update(LOG_LEVEL="DEBUG")  # the most the bot ever logs: the canary must not be in it
     if owner_roles:
         env.update(AZURE_CLIENT_ID=OWNER_CLIENT_ID, AZURE_CLIENT_SECRET=OWNER_CLIENT_SECRET)
     if halt_at is not None:
@@ -136,11 +134,22 @@ def _crash_and_resume(
     assert interrupted.status == Status.APPROVED, (
         f"the kill came too late: {interrupted.status} ({_step_log(store, request_id)})"
     )
+    dead_holder = interrupted.lease_owner
     for server in cloud.servers:
         server.clear_faults()  # the slow answers were the fault; the restarted bot meets none
     if before_restart is not None:
         before_restart()
-    resumed = start_bot(env(), "resumed")
+    resumed = start_bot(env(), "resumed")  # returns once /healthz answers 200
+
+    def carried_on() -> bool:
+        current = store.get_request(request_id)
+        ended = current.status in (Status.COMPLETED, Status.FAILED)
+        return ended or current.lease_owner not in (None, dead_holder)
+
+    try:
+        wait_until(carried_on, timeout=RESUME_SECONDS, what="the restarted bot to take the request over")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{resumed.output()[-3000:]}") from None
     final = _wait(
         lambda: (r := store.get_request(request_id)).status in (Status.COMPLETED, Status.FAILED) and r,
         store,

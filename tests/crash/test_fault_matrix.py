@@ -46,8 +46,9 @@ VAULT_429 = {
 class Ledger:
     """The faults a cell scripts, and how many of them the fakes actually answered."""
 
-    def __init__(self, cloud: FakeCloud) -> None:
+    def __init__(self, cloud: FakeCloud, store: Store) -> None:
         self.cloud = cloud
+        self.store = store  # the bot's database, for checks of its audit log
         self._scripted: list[tuple[Fault, int]] = []
         self._graph_mark = len(cloud.graph.answers)
         self._vault_mark = len(cloud.vault.answers)
@@ -68,7 +69,7 @@ class Ledger:
             scripted = server._faults[-1]
         self._scripted.append((scripted, scripted.times))
 
-    def graph_answers(self, *statuses: int) -> None:
+    def graph_answers(self, *statuses: int | None) -> None:
         """Count Graph answers with these statuses since the cell began (knob-made faults)."""
         self._counters.append(
             lambda: sum(1 for _, s in self.cloud.graph.answers[self._graph_mark :] if s in statuses)
@@ -157,6 +158,35 @@ def _graph_lost_answer_on_create(cloud: FakeCloud, ledger: Ledger) -> None:
 
 def _two_creates(cloud: FakeCloud, ledger: Ledger, _r: Request, _s: CloudState) -> None:
     assert len(ledger.graph_calls("PATCH", CREATE)) == 2
+
+
+def _graph_lost_answer_on_add_password(cloud: FakeCloud, ledger: Ledger) -> None:
+    # Graph adds the password, then the answer is lost (504): the bot must not just send it again.
+    cloud.graph.lose_next_answer("POST", ADD_PASSWORD)
+    ledger.graph_answers(504)
+
+
+def _graph_dropped_answer_on_add_password(cloud: FakeCloud, ledger: Ledger) -> None:
+    # Graph adds the password, then the connection closes without an answer.
+    cloud.graph.lose_next_answer("POST", ADD_PASSWORD, silently=True)
+    ledger.graph_answers(None)  # the fake records an unanswered request with no status
+
+
+def _lost_password_read_back_and_removed(
+    cloud: FakeCloud, ledger: Ledger, request: Request, state: CloudState
+) -> None:
+    """Two addPassword calls; the first one's secret (its value never arrived) was found by
+    its name and start time, recorded as added and removed again; the second is the one kept."""
+    adds = ledger.graph_calls("POST", ADD_PASSWORD)
+    assert len(adds) == 2
+    assert len(ledger.graph_calls("POST", r"/removePassword$")) == 1
+    assert [p["keyId"] for p in state.passwords] == [request.key_id]
+    store = ledger.store
+    events = store.audit_events(request_id=request.id)
+    added = [e.detail["key_id"] for e in events if e.action == "secret.added"]
+    removed = [e.detail["key_id"] for e in events if e.action == "secret.removed"]
+    assert len(added) == 2 and request.key_id in added
+    assert removed == [k for k in added if k != request.key_id]
 
 
 def _graph_replication_delay(cloud: FakeCloud, ledger: Ledger) -> None:
@@ -250,6 +280,10 @@ CELLS = [
     Cell("graph-no-answer-on-create", _graph_no_answer_on_create, Status.COMPLETED, settings=FAST,
          check=_two_creates),
     Cell("graph-lost-answer-on-create", _graph_lost_answer_on_create, Status.COMPLETED, check=_two_creates),
+    Cell("graph-lost-answer-on-addPassword", _graph_lost_answer_on_add_password, Status.COMPLETED,
+         check=_lost_password_read_back_and_removed),
+    Cell("graph-dropped-answer-on-addPassword", _graph_dropped_answer_on_add_password, Status.COMPLETED,
+         check=_lost_password_read_back_and_removed),
     Cell("graph-replication-404-for-2s", _graph_replication_delay, Status.COMPLETED,
          check=_some_replication_404s),
     Cell("graph-409-concurrency-violation-once", _graph_409_once, Status.COMPLETED,
@@ -276,7 +310,7 @@ def start_bot(
     running: list[tuple[BackgroundBot, SlackDriver]] = []
 
     def start(**overrides: Any) -> tuple[BackgroundBot, SlackDriver]:
-        settings = cloud.settings(database_url, **{"oauth_bot_retry_budget_seconds": 20.0, **overrides})
+        settings = cloud.settings(database_url, **overrides)  # the defaults, unless a cell is about one
         bot = BackgroundBot(settings).start()
         driver = SlackDriver(app_url=bot.url, signing_secret=SIGNING_SECRET, slack=cloud.slack)
         running.append((bot, driver))
@@ -363,7 +397,7 @@ def test_fault(cell: Cell, cloud: FakeCloud, start_bot: Any, totals: dict[str, T
         ],
         what="the 'request received' DM",
     )
-    ledger = Ledger(cloud)
+    ledger = Ledger(cloud, _store(bot))
     cell.arm(cloud, ledger)
     assert slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL).status_code == 200
     request = _wait_for_end(bot, request_id_of(card))
@@ -445,7 +479,7 @@ def test_views_open_failing_tells_the_user_to_run_the_command_again(
     """When views.open fails (the trigger expired), the user gets an ephemeral answer saying so
     and to run the command again; no request is filed and no modal is open."""
     bot, slack = start_bot()
-    ledger = Ledger(cloud)
+    ledger = Ledger(cloud, _store(bot))
     ledger.inject(
         cloud.slack, "*", r"^/api/views\.open$", status=200, body={"ok": False, "error": "expired_trigger_id"}
     )

@@ -57,7 +57,7 @@ def _done_dms(cloud: FakeCloud, request_id: int) -> list[dict[str, Any]]:
 
 def _replica(cloud: FakeCloud, url: str, **settings: Any) -> BackgroundBot:
     return BackgroundBot(
-        cloud.settings(url, oauth_bot_retry_budget_seconds=20.0, oauth_bot_poll_seconds=0.5, **settings)
+        cloud.settings(url, **settings)  # the README's defaults unless a test is about a setting
     )
 
 
@@ -127,14 +127,16 @@ def test_fifty_approve_clicks_across_two_replicas_create_one_app(cloud: FakeClou
             assert not [m for m in cloud.slack.dm_messages(admin) if "went wrong" in m.get("text", "")]
 
 
-def test_a_replica_killed_with_claimed_work_is_taken_over_after_its_lease(
+def test_a_replica_killed_with_claimed_work_is_taken_over_promptly(
     cloud: FakeCloud, migrated_url: str, tmp_path: Path
 ) -> None:
-    """Replica A (`oauth-bot serve`, lease 3 s) claims an approved request and dies right after
-    addPassword, before the vault write (halted there, then SIGKILLed). Replica B, started
-    while A still holds the lease, takes the request over once the lease has run out and
-    completes it: one app, exactly one client secret on it (A's orphan removed, which the audit
-    log records) whose value is the one in the vault, one "is done" DM, status completed."""
+    """Replica A (`oauth-bot serve`, default settings: lease 60 s, poll 5 s) claims an approved
+    request and dies right after addPassword, before the vault write (halted there, then
+    SIGKILLed). Replica B, started while A still holds the lease, takes the request over
+    within one poll of A's death (the database dropped A's advisory lock with its session),
+    long before the lease would run out, and completes it: one app, exactly one client secret
+    on it (A's orphan removed, which the audit log records) whose value is the one in the
+    vault, one "is done" DM, status completed."""
     name = f"takeover-{uuid.uuid4().hex[:8]}"
     port = free_port()
     log = tmp_path / "replica-a.log"
@@ -143,8 +145,6 @@ def test_a_replica_killed_with_claimed_work_is_taken_over_after_its_lease(
         migrated_url,
         port,
         OAUTH_BOT_TEST_HALT_AT="add_password:finished",
-        OAUTH_BOT_LEASE_SECONDS="3",
-        OAUTH_BOT_POLL_SECONDS="0.5",
     )
     store = Store.from_url(migrated_url)
     with ExitStack() as stack:
@@ -187,11 +187,17 @@ def test_a_replica_killed_with_claimed_work_is_taken_over_after_its_lease(
         app = _apps_named(cloud, name)[0]
         assert [p["keyId"] for p in cloud.graph.passwords(app["id"])] == [orphan]
 
-        replica_b = stack.enter_context(_replica(cloud, migrated_url, oauth_bot_lease_seconds=3.0))
+        replica_b = stack.enter_context(_replica(cloud, migrated_url))
         assert replica_b.services is not None
         stack.callback(replica_b.services.store.engine.dispose)
+        assert not replica_b.services.worker.poll_once(), "B took the request while A was alive"
         replica_a.send_signal(signal.SIGKILL)
         assert replica_a.wait(timeout=30) == -signal.SIGKILL
+        wait_until(
+            lambda: store.get_request(request_id).lease_owner not in (None, a_owner),
+            timeout=replica_b.settings.oauth_bot_poll_seconds + 3,
+            what="B to take the request over within one poll",
+        )
         assert "halting at add_password:" in read(log)  # (the log redacts what follows "password:")
 
         request = wait_for_status(replica_b, request_id, Status.COMPLETED, Status.FAILED, timeout=60)
