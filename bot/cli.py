@@ -10,14 +10,14 @@ import sys
 from typing import Any
 
 from bot import logs
-from bot.config import Settings
+from bot.config import load_settings
 from bot.exceptions import OAuthBotError
 
 
 def _serve(args: argparse.Namespace) -> int:
     from bot.server import serve
 
-    settings = Settings()
+    settings = load_settings(for_serve=True)  # every problem reported before anything is served
     logs.configure(settings.log_level)
     asyncio.run(serve(settings))
     return 0
@@ -32,7 +32,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from bot.doctor import run_doctor
 
-    settings = Settings()
+    settings = load_settings()
     logs.configure(settings.log_level)
     return run_doctor(settings)
 
@@ -40,7 +40,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     from bot.schema import HEAD, upgrade
 
-    settings = Settings()
+    settings = load_settings()
     logs.configure(settings.log_level)
     revision = upgrade(settings.database_url)
     print(f"the database schema is at revision {revision}" + (" (head)" if revision == HEAD else ""))
@@ -50,9 +50,8 @@ def _migrate(args: argparse.Namespace) -> int:
 def _scan(args: argparse.Namespace) -> int:
     from bot.runtime import build
 
-    settings = Settings()
+    settings = load_settings(for_serve=True)
     logs.configure(settings.log_level)
-    settings.require_for_serve()
     services = build(settings)
     try:
         report = services.lifecycle.scan()
@@ -69,7 +68,7 @@ def _scan(args: argparse.Namespace) -> int:
 def _audit_export(args: argparse.Namespace) -> int:
     from bot.store import Store
 
-    settings = Settings()
+    settings = load_settings()
     store = Store.from_url(settings.database_url)
     events = store.audit_events()
     rows: list[dict[str, Any]] = [

@@ -8,7 +8,9 @@ import sys
 
 # Entra client secrets (e.g. "abC8Q~..."), Slack tokens, JWTs, bearer headers, signing secrets.
 _PATTERNS = [
-    re.compile(r"\b[A-Za-z0-9_\-.]{3}\dQ~[A-Za-z0-9_\-.~]{20,}"),  # Entra client secret shape
+    # Entra client secret shape: 3 characters, a digit, "Q~", the rest, all from [A-Za-z0-9_~.-].
+    # Not anchored with \b: a value may start with ~ . or -, where no word boundary is.
+    re.compile(r"[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{20,}"),
     re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+"),  # Slack tokens
     re.compile(r"\bxapp-[A-Za-z0-9-]+"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWT
@@ -40,9 +42,12 @@ class RedactingFilter(logging.Filter):
         message = record.getMessage()
         cleaned = redact(message)
         if record.exc_info:
-            formatted = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = redact(formatted)
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         return True

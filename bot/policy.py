@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,7 +17,12 @@ MAX_NAME = 120
 MAX_DESCRIPTION = 120
 MAX_JUSTIFICATION = 2000
 MAX_REDIRECT_URI = 256
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})  # Entra's http:// exceptions ([::1] is not one)
+# What follows the scheme's "//" up to the path, query or fragment, as a browser reads it.
+AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
+# An ASCII host name (IDNA names in their xn-- form) or IPv4 address, or a bracketed IPv6
+# address, with an optional port: no userinfo, no %-escapes, nothing a browser would remap.
+HOST_AND_PORT = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?")
 DEFAULT_SECRET_DESCRIPTION = "Created by oauth-bot"
 
 # The portal's wording for the four account types (each within Slack's 75-character limit).
@@ -66,25 +72,40 @@ def lifetime_label(days: int) -> str:
 
 
 def redirect_uri_problem(uri: str) -> str | None:
-    """Why Entra would refuse this redirect URI, or None if it is acceptable."""
+    """Why Entra would refuse this redirect URI, or why a browser would go somewhere else than
+    it seems to say, or None if it is acceptable. Checked as a browser parses a URL, not only
+    as urlsplit does: `http://evil.example\\@localhost/` is evil.example to a browser."""
     if len(uri) > MAX_REDIRECT_URI:
         return f"Use at most {MAX_REDIRECT_URI} characters."
     if any(ch.isspace() for ch in uri) or _has_control_characters(uri):
         return "A redirect URI cannot contain spaces or control characters."
+    if "\\" in uri:
+        return "A redirect URI cannot contain a backslash (\\): browsers read it as / and go elsewhere."
+    if "*" in uri:
+        return "Wildcards are not allowed in redirect URIs."
+    if "#" in uri:
+        return "A redirect URI cannot contain a fragment (#…)."
+    authority = AUTHORITY.match(uri)
+    if authority is not None:
+        if "@" in authority.group(1):
+            return (
+                "A redirect URI cannot contain a user name or password (the part before @): "
+                "put only the host name after https://."
+            )
+        if not authority.group(1).isascii():
+            return "Write the host name in plain ASCII (an international domain name in its xn-- form)."
+        if authority.group(1)[:1] not in ("", ":") and not HOST_AND_PORT.fullmatch(authority.group(1)):
+            return "The host name can contain only letters, digits, hyphens and dots (no % escapes)."
     try:
         parts = urlsplit(uri)
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         return "This is not a valid URL."
-    if parts.scheme not in ("https", "http") or not host:
+    if parts.scheme not in ("https", "http") or not host or authority is None:
         return "Enter an absolute URL starting with https:// (http:// only for localhost)."
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-        return "Use https://. Plain http:// is allowed only for localhost."
-    if "*" in uri:
-        return "Wildcards are not allowed in redirect URIs."
-    if parts.fragment or "#" in uri:
-        return "A redirect URI cannot contain a fragment (#…)."
+        return "Use https://. Plain http:// is allowed only for localhost and 127.0.0.1."
     return None
 
 

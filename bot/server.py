@@ -1,7 +1,9 @@
 """`oauth-bot serve`: Bolt's AsyncApp behind aiohttp (HTTP mode) or Socket Mode.
 
-HTTP mode serves POST /slack/events (commands, interactivity, events) and GET /healthz
-(200 once the bot is ready). Socket Mode still serves /healthz for the orchestrator.
+HTTP mode serves POST /slack/events (commands, interactivity, events), always with Slack's
+signature and 5-minute timestamp checked, and GET /healthz (200 once the bot is ready).
+Socket Mode (`Settings.socket_mode`) serves GET /healthz only: Slack sends nothing over HTTP
+to an app in Socket Mode, so an HTTP route for Slack payloads would accept only forgeries.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import secrets
 import signal
 import ssl
 import threading
@@ -27,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
 from bot.config import Settings
+from bot.exceptions import ConfigError
 from bot.runtime import Services, build, warm_up
 
 log = logging.getLogger(__name__)
@@ -53,15 +57,26 @@ def make_bolt_app(services: Services) -> AsyncApp:
     )
     app = AsyncApp(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value()
-        if settings.slack_signing_secret
-        else None,
-        # Socket Mode connections are authenticated by the app token instead of signatures.
-        request_verification_enabled=settings.slack_app_token is None,
+        # Request verification stays on in both modes: Bolt skips it for requests that came
+        # through the Socket Mode connection (authenticated by the app token) by itself.
+        signing_secret=_signing_secret(settings),
         raise_error_for_unhandled_request=False,
     )
     handlers.register(app, services)
     return app
+
+
+def _signing_secret(settings: Settings) -> str:
+    """The secret Bolt checks HTTP requests with. Never empty: an empty HMAC key is one anyone
+    can sign with (and Bolt would read SLACK_SIGNING_SECRET behind our back if given None)."""
+    configured = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    if configured:
+        return configured
+    if settings.socket_mode:
+        # Nothing arrives over HTTP in Socket Mode; should anything ever reach Bolt that way,
+        # it must fail verification rather than pass it.
+        return secrets.token_urlsafe(32)
+    raise ConfigError("missing configuration: SLACK_SIGNING_SECRET (HTTP mode verifies Slack's requests)")
 
 
 async def close_bolt_app(app: AsyncApp) -> None:
@@ -79,17 +94,21 @@ def settle_memory() -> None:
 
 
 class HttpServer:
+    """The bot's HTTP side. Its routes follow `Settings.socket_mode`: /healthz always, and
+    POST /slack/events only in HTTP mode."""
+
     def __init__(self, services: Services, bolt: AsyncApp) -> None:
         self.services = services
         self.bolt = bolt
         self.ready = False
         self.web = web.Application()
-        self.web.router.add_post("/slack/events", self._slack)
+        if not services.settings.socket_mode:
+            self.web.router.add_post("/slack/events", self._slack)
         self.web.router.add_get("/healthz", self._healthz)
 
     async def _slack(self, request: web.Request) -> web.Response:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        if self.services.settings.slack_app_token is None and not timestamp.isdigit():
+        if not timestamp.isdigit():
             # Not from Slack; refused here because slack_sdk's verifier raises on a non-number.
             return web.Response(status=401)
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
@@ -136,14 +155,18 @@ async def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: 
     services.scheduler.start()
     settle_memory()
     socket_handler = None
-    if settings.slack_app_token:
+    if settings.socket_mode and settings.slack_app_token:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         socket_handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
         await socket_handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("connected to Slack in Socket Mode")
     server.ready = True
-    log.info("oauth-bot ready on port %d", bound_port(runner))
+    log.info(
+        "oauth-bot ready on port %d (%s)",
+        bound_port(runner),
+        "Socket Mode; HTTP serves /healthz only" if settings.socket_mode else "HTTP mode",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -160,7 +183,9 @@ async def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: 
 
 
 class BackgroundBot:
-    """The whole bot in HTTP mode on 127.0.0.1 (a random port), on its own event-loop thread.
+    """The bot's HTTP side on 127.0.0.1 (a random port), on its own event-loop thread, with
+    the routes `serve` would have for these settings (in Socket Mode: /healthz only; no
+    Socket Mode connection is made).
 
     Used by `oauth-bot demo` and by the end-to-end tests; `serve` runs the same pieces.
     """

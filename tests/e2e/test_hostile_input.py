@@ -303,6 +303,10 @@ BAD_REDIRECTS = [
     "https://:443/cb",
     "https://@/cb",
     "https:///cb",
+    "http://evil.example\\@localhost/cb",
+    "https://app.example.com@evil.example/cb",
+    "https://app.ex\u0430mple.com/cb",
+    "http://[::1]/cb",
 ]
 GOOD_REDIRECTS = [
     "https://app.example.com/auth/callback",

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.fakes.cloud import DEVELOPER, SIGNING_SECRET, FakeCloud
 from bot.fakes.slack_driver import SlackDriver
@@ -86,6 +87,72 @@ def test_serve_with_missing_configuration_says_what_is_missing(tmp_path: Path) -
     assert result.returncode == 2
     assert "SLACK_BOT_TOKEN" in result.stderr and "AZURE_TENANT_ID" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("where", ["environment", ".env file"])
+def test_an_empty_app_token_is_http_mode_with_signatures_checked(
+    cloud: FakeCloud, tmp_path: Path, where: str
+) -> None:
+    """`SLACK_APP_TOKEN=` (present but empty, in the environment or as a line of .env) is unset:
+    `oauth-bot serve` runs in HTTP mode, a signed command works, and an unsigned command or a
+    forged signature gets 401 and makes the bot call no Slack API."""
+    port = _free_port()
+    env = {**os.environ, **cloud.environment(f"sqlite:///{tmp_path / 'serve.db'}", port=port)}
+    if where == "environment":
+        env["SLACK_APP_TOKEN"] = ""
+    else:
+        (tmp_path / ".env").write_text("SLACK_APP_TOKEN=\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(url) or process.poll() is not None, timeout=60, what="/healthz")
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        with SlackDriver(app_url=url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack:
+            assert slack.command(DEVELOPER, "/oauth-app", "help").status_code == 200  # signed: served
+            calls_before = len(cloud.slack.api_calls())
+            body = b"command=%2Foauth-app&text=new&user_id=" + DEVELOPER.encode()
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            forged = slack.sign(body) | {"X-Slack-Signature": "v0=" + "0" * 64}
+            assert slack.post_raw(body, form).status_code == 401
+            assert slack.post_raw(body, form | forged).status_code == 401
+            # A signed request afterwards as a barrier: the forged ones were answered before it.
+            assert slack.command(DEVELOPER, "/oauth-app", "help").status_code == 200
+            caused = [c["method"] for c in cloud.slack.api_calls()[calls_before:]]
+            assert caused == [], caused
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "HTTP mode" in output and "Socket Mode" not in output, output
+
+
+def test_serve_with_bad_values_exits_listing_every_variable_at_fault(
+    cloud: FakeCloud, tmp_path: Path
+) -> None:
+    """A default lifetime the form does not offer, a non-number and an http Slack URL: `serve`
+    exits with code 2 before it serves or touches the database, and stderr names all three
+    variables in one readable message, with no traceback."""
+    port = _free_port()
+    env = {**os.environ, **cloud.environment(f"sqlite:///{tmp_path / 'serve.db'}", port=port)}
+    env.update(
+        OAUTH_BOT_DEFAULT_SECRET_DAYS="100",
+        OAUTH_BOT_WORKER_THREADS="abc",
+        SLACK_API_URL="http://slack.example/api/",
+    )
+    result = _cli("serve", env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    for name in ("OAUTH_BOT_DEFAULT_SECRET_DAYS", "OAUTH_BOT_WORKER_THREADS", "SLACK_API_URL"):
+        assert name in result.stderr, result.stderr
+    assert "3 problem(s)" in result.stderr
+    assert "Traceback" not in result.stderr and "pydantic" not in result.stderr
+    assert not (tmp_path / "serve.db").exists(), "the database was opened before the check"
 
 
 def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:

@@ -57,6 +57,34 @@ def test_invalid_input_comes_back_as_field_errors_in_the_modal(cloud: FakeCloud,
     assert len(cloud.slack.messages(APPROVAL_CHANNEL)) == before
 
 
+def test_a_redirect_uri_that_hides_its_host_gets_a_field_error_in_the_modal(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """`http://evil.example\\@localhost/cb` (urlsplit sees localhost, a browser goes to
+    evil.example) and a URI with userinfo before the host are refused next to the Redirect URI
+    field with the rule they break; the modal stays open and nothing is stored or posted."""
+    slack.command(DEVELOPER, "/oauth-app", "new hidden-host")
+    modal = open_modal(slack, DEVELOPER)
+    cards_before = len(cloud.slack.messages(APPROVAL_CHANNEL))
+    assert bot.services is not None
+    for uri, rule in (
+        ("http://evil.example\\@localhost/cb", "backslash"),
+        ("https://app.example.com@evil.example/cb", "user name or password"),
+    ):
+        response = slack.submit(
+            DEVELOPER, modal, {"Redirect URI": uri, "Justification": FORM["Justification"]}
+        )
+        assert response.status_code == 200
+        assert response.content, f"{uri} was accepted"
+        body = response.json()
+        assert body["response_action"] == "errors", body
+        assert list(body["errors"]) == ["redirect_uri"], body
+        assert rule in body["errors"]["redirect_uri"], body
+        assert cloud.slack.current_modal(DEVELOPER) is not None, "the modal closed on an error"
+    assert bot.services.store.requests_by(DEVELOPER) == []
+    assert len(cloud.slack.messages(APPROVAL_CHANNEL)) == cards_before
+
+
 def test_every_slack_answer_is_fast_even_when_graph_is_slow(
     cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
 ) -> None:

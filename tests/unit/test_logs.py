@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import logging
 
+import pytest
+
 from bot import logs
 
 ENTRA_SECRET = "Abc8Q~Zz1xYw2vUt3sRq4pOn5mLk6jIh7gFe8dC"
@@ -59,3 +61,60 @@ def test_registered_literals_are_redacted() -> None:
     logs.redact_value("plain-signing-secret-value")
     text = _captured(lambda: logging.getLogger("x").warning("sig plain-signing-secret-value"))
     assert "plain-signing-secret-value" not in text and "[REDACTED]" in text
+
+
+# Entra client secrets: 3 characters, a digit, "Q~", then 31 more, all from [A-Za-z0-9_~.-];
+# these start with characters that are not "word" characters, which `\b` cannot anchor on.
+AWKWARD_SECRETS = [
+    "~Ab8Q~" + "Zz1xYw2vUt3sRq4pOn5mLk6jIh7gFe8",
+    ".-_7Q~" + "a~b.c-d_e" * 3 + "f~g.h",
+    "-~~0Q~" + "-" * 31,
+    "a.~9Q~" + "~" * 31,
+]
+
+
+def _secret_in_every_part(secret: str) -> str:
+    """Log `secret` in a message, in an argument, in an exception and in stack_info."""
+    log = logging.getLogger("bot.test")
+
+    def emit() -> None:
+        log.info(f"inline {secret}, quoted '{secret}', glued key={secret}")
+        log.info("in the args: %s and %r", secret, {"note": secret})
+        try:
+            raise RuntimeError(f"HTTP 400 body: [{secret}]")
+        except RuntimeError:
+            log.exception("in exc_info")
+        # A record as a QueueListener or a SocketHandler's receiver hands it on, stack included.
+        stack = f'Stack (most recent call last):\n  File "x.py", line 1\n    token = "{secret}"'
+        record = logging.makeLogRecord(
+            {
+                "name": "bot.test",
+                "levelno": logging.WARNING,
+                "levelname": "WARNING",
+                "msg": "in stack_info",
+                "stack_info": stack,
+            }
+        )
+        log.handle(record)
+
+    return _captured(emit)
+
+
+@pytest.mark.parametrize("secret", AWKWARD_SECRETS)
+def test_entra_secrets_that_start_with_punctuation_are_redacted_everywhere(secret: str) -> None:
+    """Client secret values starting with ~, . or - are redacted whole from the message, the
+    arguments, the traceback and stack_info (no fragment of 8 or more characters is left)."""
+    text = _secret_in_every_part(secret)
+    assert "in stack_info" in text and "Stack (most recent call last)" in text
+    assert "RuntimeError" in text
+    for start in range(len(secret) - 8):
+        assert secret[start : start + 8] not in text, (secret[start : start + 8], text)
+    assert text.count("[REDACTED]") >= 7
+
+
+def test_stack_info_is_redacted() -> None:
+    """stack_info=True output (the source lines of the call stack) goes through the filter too."""
+    log = logging.getLogger("bot.test")
+    text = _captured(lambda: log.warning("where %s", "here", stack_info=True))  # xoxb-1-in-source-line
+    assert "Stack (most recent call last)" in text
+    assert "xoxb-1-in-source-line" not in text and "[REDACTED]" in text

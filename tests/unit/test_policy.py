@@ -65,18 +65,59 @@ def test_bad_names_get_a_field_error(name: str, expected: str) -> None:
         ("https://example.com/cb#x", "fragment"),
         ("https://exa mple.com", "spaces"),
         ("https://example.com/" + "a" * 260, "at most 256"),
+        ("https://example.com/" + "a" * 237, "at most 256"),  # 257 characters
+        ("http://[::1]:8080/cb", "only for localhost and 127.0.0.1"),
+        ("http://localhost.evil.example/cb", "only for localhost"),
+        ("https://app.example.com/cb#", "fragment"),
     ],
 )
 def test_bad_redirect_uris_get_a_field_error(uri: str, expected: str) -> None:
-    """Redirect URIs must be absolute https (http only for localhost), as Entra requires."""
+    """Redirect URIs must be absolute https (http only for localhost and 127.0.0.1, not [::1]),
+    with no wildcard, no fragment and at most 256 characters, as Entra requires."""
     assert expected in errors_for(redirect_uri=uri)["redirect_uri"]
 
 
 @pytest.mark.parametrize(
-    "uri", ["http://localhost:8080/cb", "http://127.0.0.1/cb", "https://app.example.com/a?b=c"]
+    ("uri", "expected"),
+    [
+        # A browser reads \ as /: it goes to evil.example, while urlsplit sees host localhost.
+        ("http://evil.example\\@localhost/cb", "backslash"),
+        ("https://app.example.com\\.evil.example/cb", "backslash"),
+        ("https://app.example.com/auth\\callback", "backslash"),
+        # Userinfo: the host is what follows the @.
+        ("https://app.example.com@evil.example/cb", "user name or password"),
+        ("http://evil.example@localhost/cb", "user name or password"),
+        ("https://user:pass@app.example.com/cb", "user name or password"),
+        # Look-alike hosts: Cyrillic o, fullwidth letters (a browser maps them to localhost),
+        # a host hidden in %-escapes.
+        ("https://app.ex\u0430mple.com/cb", "plain ASCII"),
+        ("http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/cb", "plain ASCII"),
+        ("https://m\u00fcnchen.example/cb", "xn--"),
+        ("https://evil%2Eexample/cb", "only letters, digits, hyphens and dots"),
+    ],
+)
+def test_redirect_uris_that_a_browser_reads_differently_get_a_specific_field_error(
+    uri: str, expected: str
+) -> None:
+    """A backslash anywhere, userinfo before the host, and a host that is not plain ASCII (raw
+    non-ASCII look-alikes, %-escapes) are refused, each with a message that says which rule."""
+    assert expected in errors_for(redirect_uri=uri)["redirect_uri"]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://localhost:8080/cb",
+        "http://127.0.0.1/cb",
+        "https://app.example.com/a?b=c",
+        "https://xn--mnchen-3ya.example/cb",  # an international domain name in its ASCII form
+        "https://app.example.com:8443/auth/callback?next=%2Fhome",
+        "https://example.com/" + "a" * 236,  # exactly 256 characters
+    ],
 )
 def test_localhost_http_and_https_redirect_uris_are_accepted(uri: str) -> None:
-    """http:// is fine for localhost; https:// anywhere."""
+    """http:// is fine for localhost; https:// anywhere, with IDNA-encoded hosts, ports and
+    queries, up to 256 characters."""
     assert validate_new_app(settings(), **form(redirect_uri=uri)).redirect_uri == uri
 
 
