@@ -60,5 +60,7 @@ def configure(level: str = "INFO", stream: object = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("azure", "urllib3", "msal", "httpx", "httpcore", "slack_sdk", "aiohttp.access"):
+    # Libraries say little at INFO (Bolt would log whole request bodies of refused requests).
+    quiet = ("azure", "urllib3", "msal", "httpx", "httpcore", "slack_sdk", "slack_bolt", "aiohttp.access")
+    for noisy in quiet:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
