@@ -3,7 +3,8 @@
 Rows are read as detached snapshots (expire_on_commit=False); every change goes through a
 method here, and the ones that decide something (approve, claim) are compare-and-set
 UPDATEs, so two clicks or two replicas cannot both win. The audit table has no update or
-delete path.
+delete path here, and the database refuses both (triggers, bot/migrations/versions/0002).
+The schema is made only by the migrations (bot/schema.py), never by create_all.
 """
 
 from __future__ import annotations
@@ -219,9 +220,6 @@ class Store:
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None) -> Store:
         return cls(make_engine(url), clock=clock)
-
-    def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

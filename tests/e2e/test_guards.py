@@ -1,5 +1,5 @@
 """Guards: forged workspaces, per-user request limits, an approvals channel the bot cannot post
-to, and the append-only audit log with its export."""
+to, and the audit log with its export (append-only in the database)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import csv
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +118,18 @@ def test_audit_log_records_every_decision_and_exports_without_values(
     assert value not in exports["jsonl"] and value not in exports["csv"]
 
 
-def test_the_audit_log_has_no_update_or_delete_path() -> None:
-    """No code in bot/ or handlers/ updates or deletes audit rows (append-only by construction)."""
-    root = Path(__file__).resolve().parents[2]
-    sources = [p.read_text() for folder in ("bot", "handlers") for p in (root / folder).rglob("*.py")]
-    for source in sources:
-        assert "update(AuditEvent" not in source and "delete(AuditEvent" not in source
-        assert "AuditEvent).delete" not in source and "session.delete(event" not in source
+def test_the_bots_own_database_refuses_to_change_or_delete_audit_rows(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, database_path: Path
+) -> None:
+    """The SQLite database the bot creates on the fly carries the audit triggers: after a
+    request is filed, an UPDATE or DELETE of its audit rows from another connection fails with
+    "audit_events is append-only" and the rows stay as they were."""
+    request_new_app(slack, DEVELOPER, "append-only-app")
+    with closing(sqlite3.connect(database_path, timeout=30)) as database:
+        before = database.execute("SELECT * FROM audit_events ORDER BY id").fetchall()
+        assert [row for row in before if "request.submitted" in row], before
+        for statement in ("UPDATE audit_events SET actor = 'U0MALLORY'", "DELETE FROM audit_events"):
+            with pytest.raises(sqlite3.IntegrityError, match="audit_events is append-only"):
+                database.execute(statement)
+            database.rollback()
+        assert database.execute("SELECT * FROM audit_events ORDER BY id").fetchall() == before
