@@ -39,11 +39,14 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCloud]:
 def _trust_and_reset(
     _clean_environment: None, cloud: FakeCloud, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    """Clients trust the fakes' CA through the standard variables; faults never leak between tests."""
+    """Clients trust the fakes' CA through the standard variables; faults never leak between
+    tests; and no test passes while Slack refused a message or view the bot built."""
     monkeypatch.setenv("SSL_CERT_FILE", str(cloud.ca.bundle_path))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cloud.ca.bundle_path))
     cloud.slack.reset()  # each test sees only its own conversations
     yield
+    refused = [c for c in cloud.slack.api_calls() if c["error"] in ("invalid_blocks", "invalid_arguments")]
+    assert not refused, f"Slack refused what the bot built: {refused}"
     for server in cloud.servers:
         server.clear_faults()
     cloud.graph.replication_delay = 0.0
