@@ -21,7 +21,13 @@ from bot.fakes.slack_driver import SlackDriver
 from bot.server import BackgroundBot
 from bot.store import Status
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import approve, open_modal, request_new_app
+from tests.e2e.flows import (
+    approve,
+    assert_only_the_limit_was_filed,
+    open_modal,
+    request_new_app,
+    submit_copies_at_once,
+)
 
 
 def test_a_signed_request_for_another_workspace_is_refused(
@@ -60,6 +66,39 @@ class TestRequestLimits:
         assert "3 requests in the last hour" in refused.json()["errors"]["name"]
         assert bot.services is not None
         assert len(bot.services.store.requests_by(DEVELOPER, statuses=list(Status))) == 3
+
+
+class TestConcurrentSubmissions:
+    @pytest.fixture
+    def bot_settings(self) -> dict[str, Any]:
+        return {"oauth_bot_max_open_requests": 2}
+
+    def test_one_submission_delivered_eight_times_at_once_files_only_up_to_the_limit(
+        self, cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+    ) -> None:
+        """The same signed view_submission arriving 8 times at once against a limit of 2 open
+        requests files exactly 2 (2 approval cards); each of the other 6 is refused with the
+        limit, as a field error in the modal or, if it was acked before the limit was reached
+        in the database, in a DM."""
+        responses = submit_copies_at_once(slack, DEVELOPER, "race-app")
+        assert bot.services is not None
+        assert_only_the_limit_was_filed(cloud, bot.services.store, responses, DEVELOPER, "race-app", 2)
+
+    def test_two_bots_on_one_sqlite_file_file_only_up_to_the_limit(
+        self, cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, bot_settings: dict[str, Any]
+    ) -> None:
+        """A second bot on the same SQLite file (its own engine and connections): the 8 copies
+        spread over both still file exactly 2, since the lock is the database's, not a process's."""
+        other = BackgroundBot(cloud.settings(bot.settings.database_url, **bot_settings)).start()
+        try:
+            with SlackDriver(app_url=other.url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as second:
+                responses = submit_copies_at_once(slack, DEVELOPER, "race-two-app", via=[slack, second])
+            assert bot.services is not None
+            assert_only_the_limit_was_filed(
+                cloud, bot.services.store, responses, DEVELOPER, "race-two-app", 2
+            )
+        finally:
+            other.stop()
 
 
 class TestUnpostableCard:
