@@ -62,6 +62,7 @@ from bot.identity import TokenSource
 from bot.graph import GraphClient
 from bot.retry import RetryPolicy
 from bot.store import Store
+from bot.schema import ensure_schema
 from bot.lifecycle import Lifecycle
 from bot.vault import Vault
 def rss(field):
@@ -77,7 +78,7 @@ tokens = TokenSource(settings)
 tokens.token(tokens.graph_scope)
 graph = GraphClient(settings.graph_base, tokens.graph_auth(), retry=RetryPolicy())
 store = Store.from_url(settings.database_url)
-store.create_schema()
+ensure_schema(store, auto_create=True)
 vault = Vault(settings.key_vault_url, tokens.credential(), tenant_id=settings.azure_tenant_id, portal_url="https://portal.azure.com")
 lifecycle = Lifecycle(settings=settings, store=store, graph=graph, vault=vault, notifier=Quiet())
 open("/proc/self/clear_refs", "w").write("5")

@@ -432,23 +432,10 @@ def secret_ready(request: Request, issued: IssuedSecret) -> Message:
 
 
 def request_failed(request: Request, message: str) -> Message:
-    blocks: list[Block] = [
-        RichTextBlock(
-            elements=[
-                RichTextSectionElement(
-                    elements=[
-                        _text(f"Request #{request.id} failed: ", bold=True),
-                        _text(message),
-                        _text(
-                            ""
-                            if at_secret_limit(request)
-                            else "\nThe admins have been told and can retry it."
-                        ),
-                    ]
-                )
-            ]
-        )
-    ]
+    parts = [_text(f"Request #{request.id} failed: ", bold=True), _text(message)]
+    if not at_secret_limit(request):  # (Slack refuses an empty text element)
+        parts.append(_text("\nThe admins have been told and can retry it."))
+    blocks: list[Block] = [RichTextBlock(elements=[RichTextSectionElement(elements=parts)])]
     if at_secret_limit(request):
         blocks.append(failed_actions(request))
     return f"Request #{request.id} failed.", _dicts(blocks)

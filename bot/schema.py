@@ -25,6 +25,7 @@ from bot.store import Base, Store, make_engine
 
 SCRIPT_LOCATION = Path(__file__).with_name("migrations")
 MIGRATE = "run `oauth-bot migrate`"
+PREDATES_MIGRATIONS = "0001"  # the revision whose tables create_all made before migrations existed
 MIGRATION_LOCK_KEY = 0x6F617574  # the advisory lock bot/migrations/env.py takes too
 # Alembic's `context` is a module-level proxy: one migration command at a time per process.
 # (Across processes and replicas, env.py serialises PostgreSQL migrations with an advisory lock.)
@@ -64,7 +65,9 @@ def upgrade(target: str | Engine, revision: str = "head") -> str:
     """Migrate the database (a URL or an engine) to `revision`; returns the revision reached.
 
     A database made by `create_all` before migrations existed (the tables, no alembic_version)
-    is adopted: if its tables are exactly the models', it is stamped at HEAD."""
+    is adopted: if its tables are exactly the models', it is stamped at the first revision
+    (what such a database is) and migrated from there, so it gets what later revisions add
+    beyond tables (the audit log's triggers)."""
     engine = make_engine(target) if isinstance(target, str) else target
     try:
         with _commands, engine.begin() as connection:
@@ -95,7 +98,8 @@ def _adopt(connection: Connection, cfg: Config) -> None:
             f"the database has oauth-bot tables but no schema revision, and they differ from "
             f"revision {HEAD} ({shown}); migrate it by hand, then `alembic stamp` it"
         )
-    command.stamp(cfg, "head")
+    command.stamp(cfg, PREDATES_MIGRATIONS)
+    command.upgrade(cfg, "head")
 
 
 def ensure_schema(store: Store, *, auto_create: bool) -> str:

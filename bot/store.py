@@ -3,7 +3,8 @@
 Rows are read as detached snapshots (expire_on_commit=False); every change goes through a
 method here, and the ones that decide something (approve, claim) are compare-and-set
 UPDATEs, so two clicks or two replicas cannot both win. The audit table has no update or
-delete path.
+delete path here, and the database refuses both (triggers, bot/migrations/versions/0002).
+The schema is made only by the migrations (bot/schema.py), never by create_all.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -204,6 +206,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def _in_transaction(connection: Connection) -> bool:
+    """Has the DBAPI connection (pysqlite) begun a transaction of its own yet?"""
+    return bool(getattr(connection.connection.dbapi_connection, "in_transaction", False))
+
+
 def _detail(values: dict[str, Any]) -> dict[str, Any]:
     """Audit/step detail, made JSON-safe."""
     return dict(json.loads(json.dumps(values, default=str)))
@@ -219,9 +226,6 @@ class Store:
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None) -> Store:
         return cls(make_engine(url), clock=clock)
-
-    def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -240,6 +244,26 @@ class Store:
     def atomic(self) -> AbstractContextManager[Session]:
         """Group several changes (a state change and its audit event) into one transaction."""
         return self.session()
+
+    def lock_requester(self, requester_id: str) -> None:
+        """Inside atomic(): until that transaction ends, no other transaction anywhere (thread,
+        process or replica) holds this lock for the same requester, so counting their requests
+        and filing one cannot interleave with another's. PostgreSQL: a transaction-scoped
+        advisory lock keyed by the requester. SQLite: the database's write lock, taken now
+        (BEGIN IMMEDIATE) instead of at the first write, so the counts read next stay true."""
+        if getattr(self._local, "session", None) is None:
+            raise RuntimeError("lock_requester() holds only inside Store.atomic()")
+        with self.session() as session:
+            connection = session.connection()
+            if connection.dialect.name == "postgresql":
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                    {"key": f"oauth-bot requests of {requester_id}"},
+                )
+            elif connection.dialect.name == "sqlite" and not _in_transaction(connection):
+                # pysqlite begins a transaction only before its first INSERT/UPDATE/DELETE (the
+                # reads before that run outside any); with nothing written yet, begin it here.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def now(self) -> datetime:
         return self.clock.now()

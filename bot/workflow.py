@@ -156,7 +156,6 @@ class Workflow:
 
     def _file(self, request: Request) -> Request:
         """Store a new pending request (within the requester's limits) and audit it."""
-        check_request_limits(self.settings, self.store, request.requester_id)
         request.uid, request.status, request.notified, request.attempts = (
             uuid.uuid4().hex,
             Status.PENDING,
@@ -164,6 +163,8 @@ class Workflow:
             0,
         )
         with self.store.atomic():
+            self.store.lock_requester(request.requester_id)  # count and insert as one, on any replica
+            check_request_limits(self.settings, self.store, request.requester_id)
             self.store.add_request(request, ttl=timedelta(days=self.settings.oauth_bot_request_ttl_days))
             self.store.audit(
                 request.requester_id,

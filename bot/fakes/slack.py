@@ -56,6 +56,30 @@ INPUT_ELEMENTS = _words(
 )
 
 
+# rich_text (https://docs.slack.dev/reference/block-kit/blocks/rich-text-block): its elements
+# are containers; a list holds sections only; the others hold inline elements. Fields per type.
+RICH_TEXT_CONTAINERS: dict[str, frozenset[str]] = {
+    "rich_text_section": _words("type elements"),
+    "rich_text_list": _words("type elements style indent offset border"),
+    "rich_text_preformatted": _words("type elements border"),
+    "rich_text_quote": _words("type elements border"),
+}
+_STYLES = _words("bold italic strike code underline")
+_MENTION_STYLES = _STYLES | _words("highlight client_highlight unlink")
+# inline type -> (required fields, optional fields, style keys)
+RICH_TEXT_INLINE: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {
+    "text": (("text",), (), _MENTION_STYLES),
+    "link": (("url",), ("text", "unsafe"), _STYLES),
+    "emoji": (("name",), ("unicode",), _STYLES),
+    "user": (("user_id",), (), _MENTION_STYLES),
+    "usergroup": (("usergroup_id",), (), _MENTION_STYLES),
+    "channel": (("channel_id",), (), _MENTION_STYLES),
+    "broadcast": (("range",), (), _MENTION_STYLES),
+    "date": (("timestamp", "format"), ("url", "fallback"), _MENTION_STYLES),
+    "color": (("value",), (), _STYLES),
+}
+
+
 class SlackError(Exception):
     """An API error answered as `{"ok": false, "error": code}` (HTTP 200)."""
 
@@ -212,6 +236,8 @@ class _BlockChecker:
             elements = block.get("elements")
             if not isinstance(elements, list) or not 0 < len(elements) <= 10:
                 self.fail("must provide between 1 and 10 elements", f"{pointer}/elements")
+        elif kind == "rich_text":
+            self.rich_text(block, pointer)
         elif kind == "input":
             self.text(block.get("label"), f"{pointer}/label", limit=2000, plain=True)
             self.text(block.get("hint"), f"{pointer}/hint", limit=2000, plain=True, required=False)
@@ -222,6 +248,107 @@ class _BlockChecker:
                 self.fail(f"unsupported type: {element.get('type')}", f"{pointer}/element/type")
             else:
                 self.element(element, f"{pointer}/element", set())
+
+    # --- rich_text: containers hold inline elements; nothing nests deeper --------------------
+    def _keys(self, obj: JSON, allowed: frozenset[str], pointer: str) -> None:
+        for key in obj:
+            if key not in allowed:
+                self.fail(f"unexpected field: {key}", f"{pointer}/{key}")
+
+    def _children(self, obj: JSON, pointer: str, *, non_empty: bool) -> list[Any]:
+        children = obj.get("elements")
+        if not isinstance(children, list):
+            self.fail(
+                "missing required field" if children is None else "must be an array", f"{pointer}/elements"
+            )
+            return []
+        if non_empty and not children:
+            self.fail("must provide at least 1 element", f"{pointer}/elements")
+        return children
+
+    def rich_text(self, block: JSON, pointer: str) -> None:
+        self._keys(block, frozenset({"type", "block_id", "elements"}), pointer)
+        for i, child in enumerate(self._children(block, pointer, non_empty=True)):
+            self.rich_text_container(child, f"{pointer}/elements/{i}")
+
+    def rich_text_container(self, obj: Any, pointer: str, *, only: str | None = None) -> None:
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        if not isinstance(obj, dict) or not isinstance(kind, str):
+            self.fail("must be an element object with a type", pointer)
+            return
+        if kind not in RICH_TEXT_CONTAINERS or (only is not None and kind != only):
+            expected = [only] if only else sorted(RICH_TEXT_CONTAINERS)
+            self.fail(f"unsupported type: {kind} (must be one of {expected})", f"{pointer}/type")
+            return
+        self._keys(obj, RICH_TEXT_CONTAINERS[kind], pointer)
+        if kind == "rich_text_list":
+            if obj.get("style") not in ("bullet", "ordered"):
+                self.fail("must be one of ['bullet', 'ordered']", f"{pointer}/style")
+            self._integer(obj, "indent", pointer, 0, 8)
+            self._integer(obj, "offset", pointer, 0, None)
+            for i, item in enumerate(self._children(obj, pointer, non_empty=True)):
+                self.rich_text_container(item, f"{pointer}/elements/{i}", only="rich_text_section")
+        else:
+            for i, item in enumerate(self._children(obj, pointer, non_empty=False)):
+                self.rich_text_inline(item, f"{pointer}/elements/{i}")
+        if kind != "rich_text_section":
+            self._integer(obj, "border", pointer, 0, 1)
+
+    def _integer(self, obj: JSON, key: str, pointer: str, low: int, high: int | None) -> None:
+        value = obj.get(key)
+        if value is None:
+            return
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < low
+            or (high is not None and value > high)
+        ):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            self.fail(f"must be an integer {bounds}", f"{pointer}/{key}")
+
+    def _string(self, obj: JSON, key: str, pointer: str, *, required: bool = True) -> None:
+        value = obj.get(key)
+        if value is None:
+            if required:
+                self.fail("missing required field", f"{pointer}/{key}")
+        elif not isinstance(value, str) or not value:
+            self.fail("must be more than 0 characters", f"{pointer}/{key}")
+
+    def rich_text_inline(self, obj: Any, pointer: str) -> None:
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        if not isinstance(obj, dict) or not isinstance(kind, str):
+            self.fail("must be an element object with a type", pointer)
+            return
+        if kind not in RICH_TEXT_INLINE:
+            self.fail(f"unsupported type: {kind}", f"{pointer}/type")
+            return
+        required, optional, styles = RICH_TEXT_INLINE[kind]
+        self._keys(obj, frozenset({"type", "style", *required, *optional}), pointer)
+        for key in required + optional:
+            value, where = obj.get(key), f"{pointer}/{key}"
+            if key == "timestamp":
+                if isinstance(value, bool) or not isinstance(value, int):
+                    self.fail("must be an integer (a Unix timestamp)", where)
+            elif key == "range":
+                if value not in ("here", "channel", "everyone"):
+                    self.fail("must be one of ['here', 'channel', 'everyone']", where)
+            elif key == "unsafe":
+                if value is not None and not isinstance(value, bool):
+                    self.fail("must be a boolean", where)
+            else:
+                self._string(obj, key, pointer, required=key in required)
+        style = obj.get("style")
+        if style is None:
+            return
+        if not isinstance(style, dict):
+            self.fail("must be an object", f"{pointer}/style")
+            return
+        for key, value in style.items():
+            if key not in styles:
+                self.fail(f"unexpected field: {key}", f"{pointer}/style/{key}")
+            elif not isinstance(value, bool):
+                self.fail("must be a boolean", f"{pointer}/style/{key}")
 
     def element(self, element: Any, pointer: str, action_ids: set[str]) -> None:
         if not isinstance(element, dict) or not isinstance(element.get("type"), str):

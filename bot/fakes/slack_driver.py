@@ -342,6 +342,14 @@ class SlackDriver:
         option texts for multi-selects/checkboxes, YYYY-MM-DD (or a date) for datepickers.
         `validate` makes the Slack client's own checks (required, email, URL, number).
         """
+        live, payload = self._submission(user_id, view, values, validate=validate)
+        response = self._send_payload(payload)
+        self.slack.apply_view_response(user_id, live["id"], response.status_code, response.content)
+        return response
+
+    def _submission(
+        self, user_id: str, view: JSON, values: dict[str, object], *, validate: bool
+    ) -> tuple[JSON, JSON]:
         live = self._live_view(user_id, view)
         live["state"] = {"values": self.state_values(live["blocks"], values, validate=validate)}
         payload = self._base("view_submission", user_id)
@@ -350,9 +358,17 @@ class SlackDriver:
             view=live,
             response_urls=[],
         )
-        response = self._send_payload(payload)
-        self.slack.apply_view_response(user_id, live["id"], response.status_code, response.content)
-        return response
+        return live, payload
+
+    def signed_submission(
+        self, user_id: str, view: JSON, values: dict[str, object], *, validate: bool = True
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and signed headers of the view_submission `submit` would send, unsent:
+        to deliver one submission several times (a double click, a retrying proxy) with
+        `post_raw`. The modal stack is left as it is."""
+        _, payload = self._submission(user_id, view, values, validate=validate)
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return body, {"Content-Type": FORM, "User-Agent": USER_AGENT, **self.sign(body)}
 
     def close(self, user_id: str, view: JSON) -> httpx.Response | None:
         """The user closes the modal; view_closed is sent only if notify_on_close was set."""

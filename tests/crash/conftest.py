@@ -174,14 +174,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 class BotProcess:
-    """`python -m bot.cli serve` on a loopback port, its output captured in a file."""
+    """`python -m bot.cli serve` on a loopback port, its output captured in a file, and every
+    log record it makes also written raw, before the redacting filter, to another (tests/rawlog.py)."""
 
     def __init__(self, env: dict[str, str], workdir: Path, label: str) -> None:
         self.port = free_port()
-        self.env = {**env, "PORT": str(self.port)}
+        python_path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        self.env = {**env, "PORT": str(self.port), "PYTHONPATH": python_path}
         self.workdir = workdir
         self.log_path = workdir / f"{label}.log"
+        self.raw_log_path = workdir / f"{label}.raw.log"
         self.label = label
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -198,16 +204,19 @@ class BotProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> BotProcess:
+    def _popen(self, *target: str) -> subprocess.Popen[bytes]:
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve"],
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.rawlog", str(self.raw_log_path), *target],
             env=self.env,
             cwd=self.workdir,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    def start(self) -> BotProcess:
+        self.process = self._popen("bot.cli", "serve")
         wait_until(lambda: self._healthy() or not self.alive(), timeout=60, what=f"{self.label} /healthz")
         assert self.alive(), f"{self.label} exited:\n{self.output()}"
         return self
@@ -237,8 +246,22 @@ class BotProcess:
         self._close_log()
         return int(self.process.returncode)
 
+    def run(self, *target: str, timeout: float = 60) -> int:
+        """Run another module or script the same way, to its end; its exit code."""
+        self.process = self._popen(*target)
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self._close_log()
+
     def output(self) -> str:
+        """What the process wrote to stdout and stderr (its log lines as the filter left them)."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def raw_output(self) -> str:
+        """Its output and every log record it made, as logged: what canary searches read."""
+        raw = self.raw_log_path.read_text(errors="replace") if self.raw_log_path.exists() else ""
+        return self.output() + raw
 
     def _close_log(self) -> None:
         if self._log is not None:

@@ -196,7 +196,7 @@ def _assert_value_only_in_vault(
     for value in state.values:
         assert value not in slack_text, "a secret value was sent to Slack"
         for process in processes:
-            assert value not in process.output(), f"a secret value is in the {process.label} bot's output"
+            assert value not in process.raw_output(), f"a secret value is in the {process.label} bot's output"
         for path, content in files:
             assert value.encode() not in content, f"a secret value is in {path.name}"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from bot.clock import ManualClock
 from bot.fakes.cloud import SIGNING_SECRET, FakeCloud
 from bot.fakes.slack_driver import SlackDriver
 from bot.server import BackgroundBot
+from tests.rawlog import RawRecords
 
 
 def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
@@ -39,11 +39,14 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCloud]:
 def _trust_and_reset(
     _clean_environment: None, cloud: FakeCloud, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    """Clients trust the fakes' CA through the standard variables; faults never leak between tests."""
+    """Clients trust the fakes' CA through the standard variables; faults never leak between
+    tests; and no test passes while Slack refused a message or view the bot built."""
     monkeypatch.setenv("SSL_CERT_FILE", str(cloud.ca.bundle_path))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cloud.ca.bundle_path))
     cloud.slack.reset()  # each test sees only its own conversations
     yield
+    refused = [c for c in cloud.slack.api_calls() if c["error"] in ("invalid_blocks", "invalid_arguments")]
+    assert not refused, f"Slack refused what the bot built: {refused}"
     for server in cloud.servers:
         server.clear_faults()
     cloud.graph.replication_delay = 0.0
@@ -51,16 +54,15 @@ def _trust_and_reset(
 
 
 class LogCapture:
-    """Every log record of every logger, formatted with its traceback, at DEBUG."""
+    """Every log record of every logger at DEBUG, as the code made it: taken when the record
+    is created, before any handler or filter (bot/logs.py's redaction included) can change it
+    (see tests/rawlog.py)."""
 
     def __init__(self) -> None:
-        self.stream = io.StringIO()
-        self.handler = logging.StreamHandler(self.stream)
-        self.handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-        self.handler.setLevel(logging.DEBUG)
+        self.raw = RawRecords()
 
     def text(self) -> str:
-        return self.stream.getvalue()
+        return self.raw.text()
 
 
 @pytest.fixture
@@ -68,13 +70,23 @@ def logs() -> Iterator[LogCapture]:
     capture = LogCapture()
     root = logging.getLogger()
     old_level = root.level
-    root.addHandler(capture.handler)
+    # Loggers quietened by an earlier logs.configure() (httpx, azure, msal, ...) speak again.
+    quietened = {
+        name: logger.level
+        for name, logger in root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger) and logger.level
+    }
+    for name in quietened:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     root.setLevel(logging.DEBUG)
+    capture.raw.install()
     try:
         yield capture
     finally:
-        root.removeHandler(capture.handler)
+        capture.raw.uninstall()
         root.setLevel(old_level)
+        for name, level in quietened.items():
+            logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import httpx
 
 from bot.fakes.cloud import APPROVAL_CHANNEL, FakeCloud
 from bot.fakes.slack_driver import SlackDriver
 from bot.server import BackgroundBot
-from bot.store import Request, Status
+from bot.store import Request, Status, Store
 from tests.e2e.conftest import wait_until
 
 FORM = {
@@ -63,3 +68,70 @@ def approve(
     response = slack.click(admin, "Approve", message=card, channel=APPROVAL_CHANNEL)
     assert response.status_code == 200
     return wait_for_status(bot, request_id_of(card), Status.COMPLETED, Status.FAILED)
+
+
+COPIES = 8
+
+
+def submit_copies_at_once(
+    slack: SlackDriver, user: str, name: str, *, copies: int = COPIES, via: list[SlackDriver] | None = None
+) -> list[httpx.Response]:
+    """/oauth-app new, fill in the modal, then deliver that one signed view_submission `copies`
+    times at the same moment (each held at a barrier until all are ready), spread over the
+    drivers in `via` (one per replica; default: `slack`)."""
+    assert slack.command(user, "/oauth-app", f"new {name}").status_code == 200
+    body, headers = slack.signed_submission(user, open_modal(slack, user), {"Justification": "race"})
+    drivers = via or [slack]
+    barrier = threading.Barrier(copies, timeout=30)
+
+    def send(index: int) -> httpx.Response:
+        barrier.wait()
+        return drivers[index % len(drivers)].post_raw(body, headers)
+
+    with ThreadPoolExecutor(max_workers=copies) as pool:
+        return list(pool.map(send, range(copies), timeout=60))
+
+
+def refused_for_the_limit(
+    cloud: FakeCloud, responses: list[httpx.Response], user: str, limit: int
+) -> list[str]:
+    """What each refused copy was told: a field error in the modal, or (acked before the
+    limit was reached in the database) a DM saying the request could not be filed."""
+    said = f"open requests (the limit is {limit})"
+    in_modal = [
+        r.json()["errors"]["name"]
+        for r in responses
+        if r.content.strip() and r.json().get("response_action") == "errors"
+    ]
+    assert all(said in text for text in in_modal), in_modal
+    in_dm = [
+        m["text"]
+        for m in cloud.slack.dm_messages(user)
+        if "could not be filed" in m.get("text", "") and said in m.get("text", "")
+    ]
+    return in_modal + in_dm
+
+
+def assert_only_the_limit_was_filed(
+    cloud: FakeCloud, store: Store, responses: list[httpx.Response], user: str, name: str, limit: int
+) -> None:
+    """Every copy is accounted for: exactly `limit` filed (one approval card each), every other
+    refused with "You already have {limit} open requests"."""
+    assert [r.status_code for r in responses] == [200] * len(responses)
+
+    def filed() -> list[Request]:
+        return store.requests_by(user, statuses=list(Status))
+
+    wait_until(
+        lambda: len(filed()) + len(refused_for_the_limit(cloud, responses, user, limit)) >= len(responses),
+        what="every copy to be filed or refused",
+    )
+    assert len(filed()) == limit, f"{len(filed())} requests filed against a limit of {limit}"
+    refusals = refused_for_the_limit(cloud, responses, user, limit)
+    assert len(refusals) == len(responses) - limit, refusals
+    assert all(f"You already have {limit} open requests" in text for text in refusals), refusals
+    cards = wait_until(
+        lambda: [m for m in cloud.slack.messages(APPROVAL_CHANNEL) if name in json.dumps(m)],
+        what="the approval cards",
+    )
+    assert len(cards) == limit, f"{len(cards)} approval cards"

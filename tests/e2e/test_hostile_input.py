@@ -801,10 +801,14 @@ def test_mentions_links_and_markup_in_user_text_stay_literal_everywhere(
     walker = Inertness(HOSTILE_FRAGMENTS, users={DEVELOPER, ADMIN}, channels={APPROVAL_CHANNEL})
     walker.messages(cloud.slack.messages(include_deleted=True), "message")
     walker.messages(cloud.slack.ephemerals(), "ephemeral")
-    for user in (DEVELOPER, *ADMINS):
-        home = cloud.slack.home_view(user)
-        if home is not None:
-            walker.check(home["blocks"], f"home of {user}")
+    shown_name = json.dumps(finished.display_name)[1:-1]  # as it appears inside the view's JSON
+    for user in (DEVELOPER, *ADMINS):  # each opens the Home tab: their apps, or every app for admins
+        assert slack.home_opened(user).status_code == 200
+        home = wait_until(
+            lambda u=user: (h := cloud.slack.home_view(u)) and shown_name in json.dumps(h) and h,
+            what=f"{user}'s Home tab to list the approved app",
+        )
+        walker.check(home["blocks"], f"home of {user}")
     assert not walker.problems, "\n".join(walker.problems)
 
     literal = "\n".join(walker.literal)

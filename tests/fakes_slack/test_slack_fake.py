@@ -20,6 +20,12 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.models.blocks import (
+    RichTextBlock,
+    RichTextElementParts,
+    RichTextListElement,
+    RichTextSectionElement,
+)
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -362,6 +368,257 @@ def test_views_update_push_and_publish(fake: FakeSlack, web: WebClient) -> None:
     assert fake.home_view(BOB) is None
     with pytest.raises(SlackApiError):
         web.views_publish(user_id=ALICE, view=modal())
+
+
+# --- rich_text, validated as Slack validates it ---------------------------------------------
+def rich(*containers: Any) -> list[dict[str, Any]]:
+    return [{"type": "rich_text", "elements": list(containers)}]
+
+
+def section(*inline: Any) -> dict[str, Any]:
+    return {"type": "rich_text_section", "elements": list(inline)}
+
+
+def text(value: str = "x", **extra: Any) -> dict[str, Any]:
+    return {"type": "text", "text": value, **extra}
+
+
+EVERY_RICH_TEXT_SHAPE = rich(
+    section(
+        text("plain "),
+        text("styled", style={"bold": True, "italic": False, "strike": True, "code": True}),
+        {"type": "link", "url": "https://portal.azure.com/", "text": "portal", "unsafe": False},
+        {"type": "link", "url": "https://example.com/", "style": {"bold": True}},
+        {"type": "emoji", "name": "key", "unicode": "1f511"},
+        {"type": "user", "user_id": ALICE, "style": {"highlight": True, "unlink": True}},
+        {"type": "usergroup", "usergroup_id": "S0ADMINS1"},
+        {"type": "channel", "channel_id": APPROVALS, "style": {"client_highlight": True}},
+        {"type": "broadcast", "range": "here"},
+        {"type": "date", "timestamp": 1_767_225_600, "format": "{date_short}", "fallback": "1 Jan 2026"},
+        {"type": "date", "timestamp": 1_767_225_600, "format": "{time}", "url": "https://example.com/"},
+        {"type": "color", "value": "#36a64f"},
+    ),
+    {"type": "rich_text_list", "style": "bullet", "elements": [section(text("one")), section(text("two"))]},
+    {
+        "type": "rich_text_list",
+        "style": "ordered",
+        "indent": 8,
+        "offset": 3,
+        "border": 1,
+        "elements": [section()],
+    },
+    {"type": "rich_text_preformatted", "elements": [text("az keyvault secret show")], "border": 0},
+    {"type": "rich_text_quote", "elements": [text("quoted "), {"type": "user", "user_id": BOB}]},
+)
+
+
+def test_rich_text_in_every_documented_shape_is_accepted(fake: FakeSlack, web: WebClient) -> None:
+    """Sections, bullet and ordered lists (indent, offset, border), preformatted and quote
+    blocks holding every inline element with its optional fields and styles post as they are,
+    as do the blocks slack_sdk's own RichText models build."""
+    posted = web.chat_postMessage(channel=GENERAL_CHANNEL, text="fallback", blocks=EVERY_RICH_TEXT_SHAPE)
+    assert posted["ok"]
+    [stored] = fake.messages(GENERAL_CHANNEL)
+    assert stored["blocks"][0]["elements"] == EVERY_RICH_TEXT_SHAPE[0]["elements"]
+
+    built = RichTextBlock(
+        elements=[
+            RichTextSectionElement(
+                elements=[
+                    RichTextElementParts.Text(text="Client ID ", style={"bold": True}),
+                    RichTextElementParts.User(user_id=ALICE),
+                    RichTextElementParts.Link(url="https://example.com/", text="vault"),
+                ]
+            ),
+            RichTextListElement(style="bullet", elements=[RichTextSectionElement(elements=[text("a")])]),
+        ]
+    )
+    assert web.chat_postMessage(channel=GENERAL_CHANNEL, text="sdk", blocks=[built])["ok"]
+
+
+def _in_section(element: dict[str, Any]) -> list[dict[str, Any]]:
+    return rich(section(element))
+
+
+INVALID_RICH_TEXT = [
+    # (blocks, json-pointer of the error), grouped by what is wrong
+    pytest.param(rich(), "/blocks/0/elements", id="no-elements"),
+    pytest.param([{"type": "rich_text"}], "/blocks/0/elements", id="elements-missing"),
+    pytest.param(
+        [{"type": "rich_text", "elements": [section(text())], "text": "x"}], "/blocks/0/text", id="block-key"
+    ),
+    pytest.param(
+        rich({"type": "rich_text_table", "elements": []}), "/blocks/0/elements/0/type", id="container-type"
+    ),
+    pytest.param(rich(text()), "/blocks/0/elements/0/type", id="inline-at-top"),
+    pytest.param(
+        _in_section({"type": "sparkle", "text": "x"}),
+        "/blocks/0/elements/0/elements/0/type",
+        id="inline-type",
+    ),
+    pytest.param(
+        rich(section({"type": "rich_text_list", "style": "bullet", "elements": [section(text())]})),
+        "/blocks/0/elements/0/elements/0/type",
+        id="list-in-section",
+    ),
+    pytest.param(
+        rich({"type": "rich_text_quote", "elements": [section(text())]}),
+        "/blocks/0/elements/0/elements/0/type",
+        id="section-in-quote",
+    ),
+    pytest.param(
+        rich({"type": "rich_text_list", "style": "bullet", "elements": [text()]}),
+        "/blocks/0/elements/0/elements/0/type",
+        id="text-in-list",
+    ),
+    pytest.param(
+        rich(
+            {
+                "type": "rich_text_list",
+                "style": "bullet",
+                "elements": [{"type": "rich_text_quote", "elements": []}],
+            }
+        ),
+        "/blocks/0/elements/0/elements/0/type",
+        id="quote-in-list",
+    ),
+    pytest.param(
+        rich({"type": "rich_text_list", "elements": [section()]}),
+        "/blocks/0/elements/0/style",
+        id="list-no-style",
+    ),
+    pytest.param(
+        rich({"type": "rich_text_list", "style": "numbered", "elements": [section()]}),
+        "/blocks/0/elements/0/style",
+        id="list-style",
+    ),
+    pytest.param(
+        rich({"type": "rich_text_list", "style": "bullet", "elements": []}),
+        "/blocks/0/elements/0/elements",
+        id="empty-list",
+    ),
+    pytest.param(
+        rich({"type": "rich_text_list", "style": "bullet", "indent": 9, "elements": [section()]}),
+        "/blocks/0/elements/0/indent",
+        id="indent",
+    ),
+    pytest.param(
+        rich({"type": "rich_text_list", "style": "bullet", "offset": -1, "elements": [section()]}),
+        "/blocks/0/elements/0/offset",
+        id="offset",
+    ),
+    pytest.param(
+        rich({"type": "rich_text_preformatted", "border": 2, "elements": [text()]}),
+        "/blocks/0/elements/0/border",
+        id="border",
+    ),
+    pytest.param(
+        rich({"type": "rich_text_section", "border": 1, "elements": []}),
+        "/blocks/0/elements/0/border",
+        id="section-border",
+    ),
+    pytest.param(
+        rich({"type": "rich_text_quote", "elements": "x"}),
+        "/blocks/0/elements/0/elements",
+        id="elements-not-list",
+    ),
+    pytest.param(_in_section(text("")), "/blocks/0/elements/0/elements/0/text", id="empty-text"),
+    pytest.param(_in_section({"type": "text"}), "/blocks/0/elements/0/elements/0/text", id="text-missing"),
+    pytest.param(_in_section(text(7)), "/blocks/0/elements/0/elements/0/text", id="text-not-string"),
+    pytest.param(_in_section(text(colour="red")), "/blocks/0/elements/0/elements/0/colour", id="inline-key"),
+    pytest.param(
+        _in_section(text(style={"bold": "yes"})),
+        "/blocks/0/elements/0/elements/0/style/bold",
+        id="style-not-bool",
+    ),
+    pytest.param(
+        _in_section(text(style={"blink": True})),
+        "/blocks/0/elements/0/elements/0/style/blink",
+        id="style-key",
+    ),
+    pytest.param(
+        _in_section(text(style="bold")), "/blocks/0/elements/0/elements/0/style", id="style-not-object"
+    ),
+    pytest.param(
+        _in_section({"type": "link", "url": "https://e.example/", "style": {"highlight": True}}),
+        "/blocks/0/elements/0/elements/0/style/highlight",
+        id="link-mention-style",
+    ),
+    pytest.param(
+        _in_section({"type": "link", "text": "x"}), "/blocks/0/elements/0/elements/0/url", id="link-no-url"
+    ),
+    pytest.param(
+        _in_section({"type": "link", "url": "https://e.example/", "unsafe": "no"}),
+        "/blocks/0/elements/0/elements/0/unsafe",
+        id="link-unsafe",
+    ),
+    pytest.param(_in_section({"type": "emoji"}), "/blocks/0/elements/0/elements/0/name", id="emoji-no-name"),
+    pytest.param(_in_section({"type": "user"}), "/blocks/0/elements/0/elements/0/user_id", id="user-no-id"),
+    pytest.param(
+        _in_section({"type": "usergroup", "user_id": ALICE}),
+        "/blocks/0/elements/0/elements/0/user_id",
+        id="usergroup-key",
+    ),
+    pytest.param(
+        _in_section({"type": "channel", "channel_id": ""}),
+        "/blocks/0/elements/0/elements/0/channel_id",
+        id="channel-empty",
+    ),
+    pytest.param(
+        _in_section({"type": "broadcast", "range": "all"}),
+        "/blocks/0/elements/0/elements/0/range",
+        id="broadcast-range",
+    ),
+    pytest.param(
+        _in_section({"type": "date", "timestamp": "1767225600", "format": "{date}"}),
+        "/blocks/0/elements/0/elements/0/timestamp",
+        id="date-timestamp",
+    ),
+    pytest.param(
+        _in_section({"type": "date", "timestamp": 1_767_225_600}),
+        "/blocks/0/elements/0/elements/0/format",
+        id="date-no-format",
+    ),
+    pytest.param(
+        _in_section({"type": "color"}), "/blocks/0/elements/0/elements/0/value", id="color-no-value"
+    ),
+]
+
+
+@pytest.mark.parametrize(("blocks", "pointer"), INVALID_RICH_TEXT)
+def test_rich_text_slack_would_refuse_is_refused(
+    fake: FakeSlack, web: WebClient, blocks: list[dict[str, Any]], pointer: str
+) -> None:
+    """Unknown element types or fields, wrong nesting, bad list fields, non-boolean or unknown
+    styles, empty or missing required values: invalid_blocks with an [ERROR] message pointing
+    at the field, and nothing is posted."""
+    with pytest.raises(SlackApiError) as caught:
+        web.chat_postMessage(channel=GENERAL_CHANNEL, text="fallback", blocks=blocks)
+    answer = caught.value.response
+    assert answer["error"] == "invalid_blocks"
+    messages = answer["response_metadata"]["messages"]
+    assert any(m.startswith("[ERROR] ") and m.endswith(f"[json-pointer:{pointer}]") for m in messages), (
+        messages
+    )
+    assert fake.messages(GENERAL_CHANNEL) == []
+
+
+def test_rich_text_is_checked_in_updates_and_views_too(fake: FakeSlack, web: WebClient) -> None:
+    """chat.update refuses bad rich_text (invalid_blocks) and leaves the message; views.publish
+    refuses it with invalid_arguments pointing into /view/blocks."""
+    posted = web.chat_postMessage(channel=GENERAL_CHANNEL, text="card", blocks=rich(section(text("v1"))))
+    with pytest.raises(SlackApiError) as caught:
+        web.chat_update(channel=GENERAL_CHANNEL, ts=posted["ts"], text="card", blocks=rich(section(text(""))))
+    assert caught.value.response["error"] == "invalid_blocks"
+    assert fake.messages(GENERAL_CHANNEL)[0]["blocks"][0]["elements"][0]["elements"][0]["text"] == "v1"
+
+    home = {"type": "home", "blocks": rich(section({"type": "rich_text_list", "style": "bullet"}))}
+    with pytest.raises(SlackApiError) as caught:
+        web.views_publish(user_id=ALICE, view=home)
+    assert caught.value.response["error"] == "invalid_arguments"
+    messages = caught.value.response["response_metadata"]["messages"]
+    assert any("[json-pointer:/view/blocks/0/elements/0/elements/0/type]" in m for m in messages), messages
+    assert fake.home_view(ALICE) is None
 
 
 def test_rate_limit_honoured_with_retry_handler(fake: FakeSlack, web: WebClient) -> None:

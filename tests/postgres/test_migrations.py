@@ -13,19 +13,21 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from bot import schema
 from bot.exceptions import ConfigError
 from bot.fakes.cloud import FakeCloud
 from bot.schema import HEAD, current_revision, ensure_schema, upgrade
-from bot.store import Base, Store, make_engine
+from bot.store import AuditEvent, Base, Store, make_engine
 from tests.postgres.conftest import process_env
 
 pytestmark = pytest.mark.postgres
 
 MIGRATE = "run `oauth-bot migrate`"
+APPEND_ONLY = "audit_events is append-only"
 
 
 def _differences(engine: Engine) -> list[object]:
@@ -117,9 +119,7 @@ def test_migrate_command_brings_an_empty_database_to_head_even_when_run_twice_at
         store.engine.dispose()
 
 
-def test_an_old_or_unknown_revision_is_refused_with_both_revisions_named(
-    migrated_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_old_or_unknown_revision_is_refused_with_both_revisions_named(migrated_url: str) -> None:
     """A database stamped with a revision this oauth-bot does not have, or one behind HEAD,
     is refused even where creating is allowed; the message names the database's revision,
     the required one, and `oauth-bot migrate`."""
@@ -136,12 +136,11 @@ def test_an_old_or_unknown_revision_is_refused_with_both_revisions_named(
 
         # A known revision behind HEAD (as after installing a release with a new migration).
         with store.engine.begin() as connection:
-            connection.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": HEAD})
-        monkeypatch.setattr(schema, "HEAD", "0002")
+            connection.execute(text("UPDATE alembic_version SET version_num = '0001'"))
         with pytest.raises(ConfigError) as behind:
             ensure_schema(store, auto_create=True)
         assert str(behind.value) == (
-            f"the database schema is at revision {HEAD}, this oauth-bot needs revision 0002: {MIGRATE}"
+            f"the database schema is at revision 0001, this oauth-bot needs revision {HEAD}: {MIGRATE}"
         )
     finally:
         store.engine.dispose()
@@ -149,17 +148,20 @@ def test_an_old_or_unknown_revision_is_refused_with_both_revisions_named(
 
 def test_tables_made_before_migrations_are_refused_then_adopted_by_migrate(database_url: str) -> None:
     """A database made by create_all (the tables, no alembic_version) is refused at start-up
-    with a message naming the required revision; `oauth-bot migrate` adopts it (stamps HEAD,
-    keeps the rows) when its tables are exactly the models', and refuses if they differ."""
+    with a message naming the required revision; `oauth-bot migrate` adopts it when its tables
+    are exactly the models' (it is revision 0001's schema: stamped so, then migrated to HEAD,
+    so it gets the audit triggers; the rows are kept), and refuses if they differ."""
     store = Store.from_url(database_url)
     try:
-        store.create_schema()
+        Base.metadata.create_all(store.engine)  # what oauth-bot did before it had migrations
         store.audit("tester", "legacy.row")
         with pytest.raises(ConfigError, match=rf"no schema revision .* needs revision {HEAD}: {MIGRATE}"):
             ensure_schema(store, auto_create=True)
         assert upgrade(database_url) == HEAD
         assert ensure_schema(store, auto_create=False) == HEAD
         assert [e.action for e in store.audit_events()] == ["legacy.row"]
+        with pytest.raises(DBAPIError, match=APPEND_ONLY), store.engine.begin() as connection:
+            connection.execute(text("DELETE FROM audit_events"))
 
         with store.engine.begin() as connection:
             connection.execute(text("DROP TABLE alembic_version"))
@@ -167,6 +169,81 @@ def test_tables_made_before_migrations_are_refused_then_adopted_by_migrate(datab
         with pytest.raises(ConfigError, match="differ from revision"):
             upgrade(database_url)
         assert current_revision(store.engine) is None
+    finally:
+        store.engine.dispose()
+
+
+def _audit_rows(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, actor, action FROM audit_events ORDER BY id"))
+        return [tuple(row) for row in rows]
+
+
+def test_the_database_refuses_to_change_or_delete_audit_rows(any_url: str) -> None:
+    """At HEAD, on PostgreSQL and SQLite, an UPDATE or DELETE of an audit row (plain SQL, or
+    the ORM in the bot's own session) is refused by the database and leaves the row as it
+    was; PostgreSQL refuses TRUNCATE too; inserting still works."""
+    upgrade(any_url)
+    store = Store.from_url(any_url)
+    try:
+        store.audit("U0DEV00001", "request.submitted", request_id=1)
+        before = _audit_rows(store.engine)
+        refused = [
+            "UPDATE audit_events SET actor = 'U0MALLORY'",
+            "UPDATE audit_events SET action = 'request.denied' WHERE id = 1",
+            "DELETE FROM audit_events",
+            "DELETE FROM audit_events WHERE id = 1",
+        ]
+        if store.engine.dialect.name == "postgresql":
+            refused.append("TRUNCATE audit_events")
+        for statement in refused:
+            with pytest.raises(DBAPIError, match=APPEND_ONLY), store.engine.begin() as connection:
+                connection.execute(text(statement))
+            assert _audit_rows(store.engine) == before, statement
+        with pytest.raises(DBAPIError, match=APPEND_ONLY), store.atomic() as session:
+            session.delete(session.get(AuditEvent, 1))
+        with pytest.raises(DBAPIError, match=APPEND_ONLY), store.atomic() as session:
+            session.execute(update(AuditEvent).values(detail={"rewritten": True}))
+        assert _audit_rows(store.engine) == before
+
+        store.audit("U0ADMIN001", "request.approved", request_id=1)
+        assert [e.action for e in store.audit_events()] == ["request.submitted", "request.approved"]
+    finally:
+        store.engine.dispose()
+
+
+def test_migrate_upgrades_a_0001_database_and_only_then_are_audit_rows_protected(
+    any_url: str, tmp_path: Path
+) -> None:
+    """A database at revision 0001 (the release before the triggers) lets an audit row be
+    changed; `oauth-bot migrate` brings it to HEAD, keeps the rows, and from then on the
+    database refuses UPDATE and DELETE on them."""
+    assert upgrade(any_url, "0001") == "0001"
+    store = Store.from_url(any_url)
+    try:
+        store.audit("U0DEV00001", "request.submitted", request_id=1)
+        store.audit("U0DEV00001", "request.cancelled", request_id=1)
+        with store.engine.begin() as connection:  # not yet protected: the triggers are what refuse
+            connection.execute(text("UPDATE audit_events SET actor = 'U0DEV00001' WHERE id = 1"))
+
+        migrated = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "migrate"],
+            check=False,
+            env={**os.environ, "DATABASE_URL": any_url},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        assert f"the database schema is at revision {HEAD} (head)" in migrated.stdout
+        assert current_revision(store.engine) == HEAD
+        before = _audit_rows(store.engine)
+        assert [row[2] for row in before] == ["request.submitted", "request.cancelled"]
+        for statement in ("UPDATE audit_events SET actor = 'U0MALLORY'", "DELETE FROM audit_events"):
+            with pytest.raises(DBAPIError, match=APPEND_ONLY), store.engine.begin() as connection:
+                connection.execute(text(statement))
+        assert _audit_rows(store.engine) == before
     finally:
         store.engine.dispose()
 

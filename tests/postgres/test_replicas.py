@@ -23,7 +23,13 @@ from bot.server import BackgroundBot
 from bot.store import Status, Store
 from bot.vault import secret_name_for
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import request_id_of, request_new_app, wait_for_status
+from tests.e2e.flows import (
+    assert_only_the_limit_was_filed,
+    request_id_of,
+    request_new_app,
+    submit_copies_at_once,
+    wait_for_status,
+)
 from tests.postgres.conftest import free_port, healthy, process_env, read
 
 pytestmark = pytest.mark.postgres
@@ -125,6 +131,30 @@ def test_fifty_approve_clicks_across_two_replicas_create_one_app(cloud: FakeClou
         assert len(refusals) == CLICKS - 1
         for admin in ADMINS:
             assert not [m for m in cloud.slack.dm_messages(admin) if "went wrong" in m.get("text", "")]
+
+
+def test_one_submission_delivered_eight_times_across_two_replicas_files_only_up_to_the_limit(
+    cloud: FakeCloud, migrated_url: str
+) -> None:
+    """Two replicas with a limit of 2 open requests per user; one signed view_submission
+    arrives 8 times at the same moment, 4 copies at each replica. Exactly 2 requests are
+    filed (2 approval cards); the other 6 are refused with the limit, in the modal or a DM."""
+    name = f"limit-race-{uuid.uuid4().hex[:8]}"
+    with ExitStack() as stack:
+        replicas = [
+            stack.enter_context(_replica(cloud, migrated_url, oauth_bot_max_open_requests=2))
+            for _ in range(2)
+        ]
+        for replica in replicas:
+            assert replica.services is not None
+            stack.callback(replica.services.store.engine.dispose)
+        drivers = [
+            stack.enter_context(SlackDriver(app_url=r.url, signing_secret=SIGNING_SECRET, slack=cloud.slack))
+            for r in replicas
+        ]
+        responses = submit_copies_at_once(drivers[0], DEVELOPER, name, via=drivers)
+        assert replicas[0].services is not None
+        assert_only_the_limit_was_filed(cloud, replicas[0].services.store, responses, DEVELOPER, name, 2)
 
 
 def test_a_replica_killed_with_claimed_work_is_taken_over_promptly(
