@@ -48,9 +48,9 @@ from urllib.parse import urlencode
 import httpx
 from machine import cpu_seconds, machine_busy_seconds, own_cpu_seconds, wait_for_quiet
 
-from bot.fakes.cloud import DEVELOPER, SIGNING_SECRET, FakeCloud
-from bot.fakes.slack import GENERAL_CHANNEL, FakeSlack
-from bot.fakes.slack_driver import USER_AGENT, VERIFICATION_TOKEN
+from fakes.cloud import DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.slack import GENERAL_CHANNEL, FakeSlack
+from fakes.slack_driver import USER_AGENT, VERIFICATION_TOKEN
 
 HERE = Path(__file__).resolve().parent
 ACK_DEADLINE = 3.0  # Slack shows an error to the person when the ack takes longer

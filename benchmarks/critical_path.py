@@ -38,12 +38,12 @@ from typing import Any
 import httpx
 from machine import Background, wait_for_quiet
 
-from bot.fakes.base import Request as Call
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
-from bot.fakes.slack import parse_body
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
 from bot.store import Status
+from fakes.base import Request as Call
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack import parse_body
+from fakes.slack_driver import SlackDriver
 
 JUSTIFICATION = "The billing service reads invoices through Graph."
 DM_PATH = r"^/api/chat\.postMessage$"

@@ -24,7 +24,7 @@ from statistics import median
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.fakes.cloud import BOT_CLIENT_ID, BOT_CLIENT_SECRET, TENANT_ID, FakeCloud  # noqa: E402
+from fakes.cloud import BOT_CLIENT_ID, BOT_CLIENT_SECRET, TENANT_ID, FakeCloud  # noqa: E402
 
 FILTER = "tags/any(t:t eq 'oauth-bot')"
 SELECT = "id,appId,displayName,passwordCredentials"

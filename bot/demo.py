@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from bot import logs
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, PEOPLE, SIGNING_SECRET, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, PEOPLE, SIGNING_SECRET, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 
 
 def _wait(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:

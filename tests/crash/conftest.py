@@ -20,9 +20,9 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from bot.fakes.cloud import OWNER_ROLES, FakeCloud
 from bot.store import Status, Store
 from bot.vault import secret_name_for
+from fakes.cloud import OWNER_ROLES, FakeCloud
 from tests.e2e.conftest import _trust_and_reset, cloud, wait_until  # noqa: F401 - shared fakes
 
 OWNER_CLIENT_ID = "0b07b07b-0000-4000-8000-0000000000a1"  # a second bot identity, with owner rights

@@ -27,11 +27,11 @@ from typing import Any
 
 import pytest
 
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud, entra_user_id
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
 from bot.store import Request, Status, Store
 from bot.vault import secret_name_for
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud, entra_user_id
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.crash.conftest import (
     OWNER_CLIENT_ID,
     OWNER_CLIENT_SECRET,

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from bot.fakes.base import FakeServer, Fault
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
 from bot.store import Request, Status, Store
+from fakes.base import FakeServer, Fault
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.crash.conftest import CloudState, Totals, cloud_state, record, wait_until
 from tests.e2e.flows import request_id_of, request_new_app
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
 from bot.store import Status, Store
 from bot.workflow import MAX_ATTEMPTS
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.slack_driver import SlackDriver
 from tests.crash.conftest import BotProcess, wait_until
 from tests.crash.test_crash_matrix import _environment, _reached
 from tests.e2e.flows import request_id_of, request_new_app

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bot.clock import ManualClock
-from bot.fakes.cloud import SIGNING_SECRET, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
+from fakes.clock import ManualClock
+from fakes.cloud import SIGNING_SECRET, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.rawlog import RawRecords
 
 

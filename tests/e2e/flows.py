@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
-from bot.fakes.cloud import APPROVAL_CHANNEL, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
 from bot.store import Request, Status, Store
+from fakes.cloud import APPROVAL_CHANNEL, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 
 FORM = {

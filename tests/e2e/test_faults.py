@@ -13,10 +13,10 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot import logs as bot_logs
-from bot.fakes.cloud import ADMINS, DEVELOPER, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
 from bot.store import Status
+from fakes.cloud import ADMINS, DEVELOPER, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import LogCapture
 from tests.e2e.flows import approve, request_new_app
 

@@ -8,11 +8,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
 from bot.policy import AUDIENCE_LABELS
-from bot.server import BackgroundBot
 from bot.store import Request, Status
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 from tests.e2e.flows import approve, request_id_of, request_new_app, wait_for_status
 

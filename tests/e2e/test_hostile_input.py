@@ -25,13 +25,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot import blocks
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
-from bot.fakes.slack_driver import FORM as FORM_CONTENT_TYPE
-from bot.fakes.slack_driver import SlackDriver
 from bot.ids import Callback, Field
 from bot.policy import NewAppInput
-from bot.server import BackgroundBot
 from bot.store import Request, Status
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import FORM as FORM_CONTENT_TYPE
+from fakes.slack_driver import SlackDriver
 from handlers.commands import SECRET_USAGE
 from tests.e2e.conftest import LogCapture, wait_until
 from tests.e2e.flows import FORM, approve, request_id_of, request_new_app, wait_for_status

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import trustme
 
-from bot.fakes.cloud import LEAST_PRIVILEGE, FakeCloud
 from bot.identity import TokenSource, token_claims
+from fakes.cloud import LEAST_PRIVILEGE, FakeCloud
 
 
 def test_a_certificate_credential_gets_tokens_by_client_assertion(cloud: FakeCloud, tmp_path: Path) -> None:

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from bot.clock import ManualClock
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, BOT_CLIENT_ID, DEVELOPER, OUTSIDER, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
 from bot.policy import AUDIENCE_LABELS
-from bot.server import BackgroundBot
 from bot.store import ManagedApp, Request, Status
+from fakes.clock import ManualClock
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, BOT_CLIENT_ID, DEVELOPER, OUTSIDER, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 from tests.e2e.flows import approve, request_id_of, request_new_app, wait_for_status
 
@@ -144,7 +144,7 @@ def test_owner_self_rotation_needs_no_approval_when_allowed(
     cloud: FakeCloud, database_path: Any, clock: ManualClock
 ) -> None:
     """With OAUTH_BOT_OWNER_SELF_ROTATE, an owner's rotation runs at once, with no card."""
-    from bot.fakes.cloud import SIGNING_SECRET
+    from fakes.cloud import SIGNING_SECRET
 
     settings = cloud.settings(f"sqlite:///{database_path}", oauth_bot_owner_self_rotate=True)
     with (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, TENANT_ID, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
 from bot.store import Status
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, TENANT_ID, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 from tests.e2e.flows import approve, open_modal, request_id_of, request_new_app
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.fakes.cloud import DEVELOPER, SIGNING_SECRET, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
+from fakes.cloud import DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 
 

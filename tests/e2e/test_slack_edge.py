@@ -6,7 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from bot.fakes.cloud import (
+from bot.store import Status
+from fakes.cloud import (
     ADMINS,
     APPROVAL_CHANNEL,
     BOT_CLIENT_SECRET,
@@ -16,9 +17,8 @@ from bot.fakes.cloud import (
     FakeCloud,
     entra_user_id,
 )
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
-from bot.store import Status
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 from tests.e2e.flows import FORM, approve, open_modal, request_id_of, request_new_app, wait_for_status
 

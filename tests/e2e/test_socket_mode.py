@@ -18,12 +18,13 @@ import httpx
 import pytest
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.clock import ManualClock
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
 from bot.runtime import build
-from bot.server import BackgroundBot, close_bolt_app, make_bolt_app
+from bot.server import close_bolt_app, make_bolt_app
 from bot.store import Status
+from fakes.clock import ManualClock
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.e2e.flows import request_id_of, request_new_app
 
 APP_TOKEN = "xapp-1-A0FAKEAPP-1-fake-socket-mode-token"

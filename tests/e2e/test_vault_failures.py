@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
 from bot.store import Status
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 from tests.e2e.flows import approve, request_new_app
 

@@ -23,10 +23,10 @@ from azure.keyvault.secrets import SecretClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.fakes.entra import FakeEntra
-from bot.fakes.graph import FakeGraph
-from bot.fakes.keyvault import FakeKeyVault
-from bot.fakes.tls import TestCA
+from fakes.entra import FakeEntra
+from fakes.graph import FakeGraph
+from fakes.keyvault import FakeKeyVault
+from fakes.tls import TestCA
 
 TENANT = "9f8e7d6c-5b4a-4321-8fed-cba987654321"
 BOT_ID = "0b0b0b0b-1111-4222-8333-444444444444"

@@ -29,9 +29,9 @@ from slack_sdk.models.blocks import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.fakes.slack import GENERAL_CHANNEL, FakeSlack
-from bot.fakes.slack_driver import SlackDriver
-from bot.fakes.tls import TestCA
+from fakes.slack import GENERAL_CHANNEL, FakeSlack
+from fakes.slack_driver import SlackDriver
+from fakes.tls import TestCA
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0002", "U0CAROL03"

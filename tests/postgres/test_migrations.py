@@ -19,9 +19,9 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import schema
 from bot.exceptions import ConfigError
-from bot.fakes.cloud import FakeCloud
 from bot.schema import HEAD, current_revision, ensure_schema, upgrade
 from bot.store import AuditEvent, Base, Store, make_engine
+from fakes.cloud import FakeCloud
 from tests.postgres.conftest import process_env
 
 pytestmark = pytest.mark.postgres

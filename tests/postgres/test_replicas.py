@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
-from bot.fakes.slack_driver import SlackDriver
-from bot.server import BackgroundBot
 from bot.store import Status, Store
 from bot.vault import secret_name_for
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 from tests.e2e.flows import (
     assert_only_the_limit_was_filed,

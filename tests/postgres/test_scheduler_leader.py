@@ -11,9 +11,9 @@ from functools import partial
 
 import pytest
 
-from bot.clock import ManualClock
 from bot.scheduler import Scheduler
 from bot.store import JobLease, Store
+from fakes.clock import ManualClock
 
 pytestmark = pytest.mark.postgres
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.fakes.entra import FakeEntra
-from bot.fakes.graph import FakeGraph
-from bot.fakes.keyvault import FakeKeyVault
-from bot.fakes.slack import FakeSlack
-from bot.fakes.tls import TestCA
+from fakes.entra import FakeEntra
+from fakes.graph import FakeGraph
+from fakes.keyvault import FakeKeyVault
+from fakes.slack import FakeSlack
+from fakes.tls import TestCA
 
 TENANT_ID = "8c7a1b2e-5f3d-4e6a-9b1c-2d3e4f5a6b7c"
 BOT_CLIENT_ID = "0b07b07b-0000-4000-8000-00000000b07b"

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.fakes.base import FakeServer, Request, Response
-from bot.fakes.tls import TestCA
+from fakes.base import FakeServer, Request, Response
+from fakes.tls import TestCA
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _CLOCK_SKEW = 300  # seconds Entra tolerates on nbf/exp of a client assertion

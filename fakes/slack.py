@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.fakes.base import FakeServer, Request, Response
-from bot.fakes.tls import TestCA
+from fakes.base import FakeServer, Request, Response
+from fakes.tls import TestCA
 
 JSON = dict[str, Any]
 

@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from bot.fakes.slack import INPUT_ELEMENTS, JSON, FakeSlack
+from fakes.slack import INPUT_ELEMENTS, JSON, FakeSlack
 
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 VERIFICATION_TOKEN = "fake-verification-token"

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.fakes.tls import TestCA
+from fakes.tls import TestCA
 
 
 @dataclass

@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-from bot.fakes.base import FakeServer, Request, Response
-from bot.fakes.entra import FakeEntra, service_principal_object_id
-from bot.fakes.tls import TestCA
+from fakes.base import FakeServer, Request, Response
+from fakes.entra import FakeEntra, service_principal_object_id
+from fakes.tls import TestCA
 
 SIGN_IN_AUDIENCES = (
     "AzureADMyOrg",

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import quote, unquote, urlencode
 
-from bot.fakes.base import FakeServer, Request, Response
-from bot.fakes.entra import FakeEntra
-from bot.fakes.tls import TestCA
+from fakes.base import FakeServer, Request, Response
+from fakes.entra import FakeEntra
+from fakes.tls import TestCA
 
 NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_VALUE_BYTES = 25 * 1024
