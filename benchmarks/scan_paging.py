@@ -58,13 +58,13 @@ BOT_SCAN = r"""
 import json, os, sys, time
 sys.path.insert(0, os.environ["ROOT"])
 from bot.config import Settings
-from bot.identity import TokenSource
-from bot.graph import GraphClient
-from bot.retry import RetryPolicy
+from bot.azure.identity import TokenSource
+from bot.azure.graph import GraphClient
+from bot.azure.retry import RetryPolicy
 from bot.store import Store
 from bot.schema import ensure_schema
 from bot.lifecycle import Lifecycle
-from bot.vault import Vault
+from bot.azure.vault import Vault
 def rss(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):

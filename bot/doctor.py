@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from slack_sdk.errors import SlackApiError
 
+from bot.azure.identity import TokenSource
 from bot.config import Settings
 from bot.exceptions import OAuthBotError
-from bot.identity import TokenSource
 from bot.notifier import make_web_client
 from bot.schema import ensure_schema
 from bot.store import Store
@@ -56,7 +56,7 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
     check("Entra ID + Graph", entra)
 
     def vault() -> str:
-        from bot.vault import Vault
+        from bot.azure.vault import Vault
 
         if not tokens:
             raise OAuthBotError("skipped: no token")

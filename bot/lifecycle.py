@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.azure.graph import Application, GraphClient, PasswordCredential
+from bot.azure.vault import Vault
 from bot.clock import iso, utc
 from bot.config import Settings
 from bot.exceptions import NotAllowed, NotFound, OAuthBotError
-from bot.graph import Application, GraphClient, PasswordCredential
 from bot.policy import is_admin
 from bot.store import ManagedApp, Store
-from bot.vault import Vault
 from bot.workflow import APP_TAG
 
 log = logging.getLogger(__name__)

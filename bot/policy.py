@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from bot.azure.graph import REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES
 from bot.config import Settings
 from bot.exceptions import NotAllowed, RateLimited, ValidationError
-from bot.graph import REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES
 from bot.store import OPEN_STATUSES, Request, Store
 
 MAX_NAME = 120

@@ -8,22 +8,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 
+from bot.azure.graph import GraphClient
+from bot.azure.identity import TokenSource
+from bot.azure.retry import RetryPolicy
+from bot.azure.vault import Vault
+from bot.azure.verify import SecretVerifier
 from bot.clock import Clock
 from bot.config import Settings
 from bot.exceptions import OAuthBotError
-from bot.graph import GraphClient
 from bot.home import build_home
-from bot.identity import TokenSource
 from bot.lifecycle import Lifecycle
 from bot.liveness import Liveness, liveness_for
 from bot.logs import redact_value
 from bot.notifier import SlackNotifier, make_web_client
-from bot.retry import RetryPolicy
 from bot.scheduler import Scheduler
 from bot.schema import ensure_schema
 from bot.store import Store
-from bot.vault import Vault
-from bot.verify import SecretVerifier
 from bot.worker import Worker
 from bot.workflow import Workflow, new_worker_id
 

@@ -23,6 +23,15 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from bot.azure.graph import (
+    PERSONAL_ACCOUNT_AUDIENCES,
+    Application,
+    GraphClient,
+    NewPassword,
+    PasswordCredential,
+    SecretValue,
+)
+from bot.azure.vault import Vault, VaultReference, secret_name_for
 from bot.clock import iso, utc
 from bot.config import Settings
 from bot.exceptions import (
@@ -40,18 +49,9 @@ from bot.exceptions import (
     ValidationError,
     VaultError,
 )
-from bot.graph import (
-    PERSONAL_ACCOUNT_AUDIENCES,
-    Application,
-    GraphClient,
-    NewPassword,
-    PasswordCredential,
-    SecretValue,
-)
 from bot.liveness import Liveness, SameProcess
 from bot.policy import NewAppInput, check_can_decide, check_request_limits, is_admin
 from bot.store import Credential, Kind, ManagedApp, Request, Status, Store, require_status
-from bot.vault import Vault, VaultReference, secret_name_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

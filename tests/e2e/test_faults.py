@@ -141,7 +141,7 @@ def test_the_canary_search_finds_the_value_wherever_it_is_put(
     assert _places_holding(CANARY, cloud, logs, answers, database_path) == []
     output = io.StringIO()
     with _production_logging(output):
-        log = logging.getLogger("bot.graph")
+        log = logging.getLogger("bot.azure.graph")
         log.debug("POST /addPassword answered %s", {"secretText": CANARY})
         try:
             raise RuntimeError(f"vault write failed for value={CANARY}")

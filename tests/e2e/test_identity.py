@@ -6,7 +6,7 @@ from pathlib import Path
 
 import trustme
 
-from bot.identity import TokenSource, token_claims
+from bot.azure.identity import TokenSource, token_claims
 from fakes.cloud import LEAST_PRIVILEGE, FakeCloud
 
 

@@ -15,9 +15,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot import blocks
-from bot.graph import Application
+from bot.azure.graph import Application
+from bot.azure.vault import VaultReference
 from bot.store import Kind, Request, Status
-from bot.vault import VaultReference
 from bot.workflow import IssuedSecret
 
 REQUESTER = "U0REQUEST1"

@@ -17,8 +17,8 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
+from bot.azure.graph import SecretValue
 from bot.exceptions import VaultError, VaultPermissionError
-from bot.graph import SecretValue
 
 log = logging.getLogger(__name__)
 

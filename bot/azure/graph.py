@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.azure.retry import IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
 from bot.clock import iso, parse_iso
 from bot.exceptions import GraphError, LifetimePolicyError, OutcomeUnknown
-from bot.retry import IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
 
 log = logging.getLogger(__name__)
 
