@@ -15,11 +15,12 @@ from bot.exceptions import OAuthBotError
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bot.server import serve
+    import handlers  # the entry point wires the listener layer into the Bolt app
+    from bot.slack.app import serve
 
     settings = load_settings(for_serve=True)  # every problem reported before anything is served
     logs.configure(settings.log_level)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, handlers.register))
     return 0
 
 

@@ -9,8 +9,8 @@ from slack_sdk.errors import SlackApiError
 from bot.azure.identity import TokenSource
 from bot.config import Settings
 from bot.exceptions import OAuthBotError
-from bot.notifier import make_web_client
 from bot.schema import ensure_schema
+from bot.slack.client import web_client
 from bot.store import Store
 from bot.workflow import OWNER_ROLE, USER_READ_ROLE
 
@@ -35,7 +35,7 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
     check("configuration", configuration)
 
     def slack() -> str:
-        response = make_web_client(settings).auth_test()
+        response = web_client(settings).auth_test()
         return f"signed in as {response.get('user')} in {response.get('team')}"
 
     check("Slack", slack)

@@ -16,13 +16,14 @@ from bot.azure.verify import SecretVerifier
 from bot.clock import Clock
 from bot.config import Settings
 from bot.exceptions import OAuthBotError
-from bot.home import build_home
 from bot.lifecycle import Lifecycle
 from bot.liveness import Liveness, liveness_for
 from bot.logs import redact_value
-from bot.notifier import SlackNotifier, make_web_client
 from bot.scheduler import Scheduler
 from bot.schema import ensure_schema
+from bot.slack.client import web_client
+from bot.slack.home import build_home
+from bot.slack.notifier import SlackNotifier
 from bot.store import Store
 from bot.worker import Worker
 from bot.workflow import Workflow, new_worker_id
@@ -94,7 +95,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool
         timeout=settings.oauth_bot_http_timeout_seconds,
         budget_seconds=settings.oauth_bot_retry_budget_seconds,
     )
-    notifier = SlackNotifier(make_web_client(settings), settings)
+    notifier = SlackNotifier(web_client(settings), settings)
 
     @lru_cache(maxsize=1)
     def granted_roles() -> frozenset[str]:

@@ -81,7 +81,7 @@ class IssuedSecret:
 
 
 class Notifier(Protocol):
-    """What the workflow tells people. The Slack implementation lives in bot/notifier.py."""
+    """What the workflow tells people. The Slack implementation lives in bot/slack/notifier.py."""
 
     def user_email(self, user_id: str) -> str | None: ...
     def post_request_card(self, request: Request) -> tuple[str, str]: ...

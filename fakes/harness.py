@@ -9,9 +9,10 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
+import handlers
 from bot.config import Settings
 from bot.runtime import Services, build, warm_up
-from bot.server import HttpServer, bound_port, close_bolt_app, finish_listeners, make_bolt_app, start_http
+from bot.slack.app import HttpServer, bound_port, close_bolt_app, finish_listeners, make_bolt_app, start_http
 
 
 class BackgroundBot:
@@ -54,7 +55,7 @@ class BackgroundBot:
     async def _start(self) -> None:
         services = build(self.settings, clock=self._clock)
         self.services = services
-        self._bolt = make_bolt_app(services)
+        self._bolt = make_bolt_app(services, handlers.register)
         server = HttpServer(services, self._bolt)
         self._runner = await start_http(server, "127.0.0.1", 0)
         self.port = bound_port(self._runner)

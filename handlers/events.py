@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import home
 from bot.runtime import Services
+from bot.slack import home
 
 
 def register(app: AsyncApp, services: Services) -> None:

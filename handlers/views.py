@@ -11,9 +11,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.exceptions import OAuthBotError, RateLimited, ValidationError
-from bot.ids import Callback, Field
 from bot.policy import check_request_limits, has_bad_multiline_characters, validate_new_app
 from bot.runtime import Services
+from bot.slack.ids import Callback, Field
 from handlers.text import state_value
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot import blocks
-from bot.ids import Callback, Field
 from bot.policy import NewAppInput
+from bot.slack import views as blocks
+from bot.slack.ids import Callback, Field
 from bot.store import Request, Status
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot

@@ -18,8 +18,9 @@ import httpx
 import pytest
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+import handlers
 from bot.runtime import build
-from bot.server import close_bolt_app, make_bolt_app
+from bot.slack.app import close_bolt_app, make_bolt_app
 from bot.store import Status
 from fakes.clock import ManualClock
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
@@ -134,7 +135,7 @@ def test_the_socket_mode_bolt_app_verifies_anything_that_is_not_from_the_socket(
     services = build(settings)
 
     async def dispatch() -> list[Any]:
-        bolt = make_bolt_app(services)
+        bolt = make_bolt_app(services, handlers.register)
         try:
             from_socket = await bolt.async_dispatch(
                 AsyncBoltRequest(mode="socket_mode", body=_command_payload(cloud, "help"))

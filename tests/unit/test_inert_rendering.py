@@ -1,6 +1,6 @@
 """User text in Block Kit messages is inert: shown literally, never parsed as mrkdwn.
 
-bot.blocks renders names, descriptions, redirect URIs, justifications and deny reasons. Slack
+bot.slack.views renders names, descriptions, redirect URIs, justifications and deny reasons. Slack
 shows plain_text objects and rich_text "text" elements literally; everything else (mrkdwn
 text, links, mentions, broadcasts, button values, the fallback `text`) must be the same
 whatever the user typed.
@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot import blocks
 from bot.azure.graph import Application
 from bot.azure.vault import VaultReference
+from bot.slack import views as blocks
 from bot.store import Kind, Request, Status
 from bot.workflow import IssuedSecret
 

@@ -13,47 +13,29 @@ import gc
 import logging
 import secrets
 import signal
-import ssl
+from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
 
-import handlers
 from bot.config import Settings
 from bot.exceptions import ConfigError
 from bot.runtime import Services, build, warm_up
+from bot.slack.client import async_web_client
 
 log = logging.getLogger(__name__)
 
 
-def make_bolt_app(services: Services) -> AsyncApp:
-    """Bolt's AsyncApp with every listener. Call it inside the running event loop: its Web API
-    client keeps one aiohttp session (kept-alive TLS connections); `close_bolt_app` closes it."""
+Listeners = Callable[[AsyncApp, Services], None]  # handlers.register: the thin listener layer
+
+
+def make_bolt_app(services: Services, listeners: Listeners) -> AsyncApp:
+    """Bolt's AsyncApp with the listeners registered. Call it inside the running event loop (its
+    Web API client keeps one aiohttp session); `close_bolt_app` closes it."""
     settings = services.settings
-    # The platform's trust store (SSL_CERT_FILE), read when the bot starts.
-    trust = ssl.create_default_context()
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust))
-    client = AsyncWebClient(
-        session=session,
-        ssl=trust,  # also used by respond() for response URLs
-        token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
-        base_url=settings.slack_api_url,
-        timeout=int(settings.oauth_bot_http_timeout_seconds),
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+    client = async_web_client(settings)
     app = AsyncApp(
         client=client,
         # Request verification stays on in both modes: Bolt skips it for requests that came
@@ -61,7 +43,7 @@ def make_bolt_app(services: Services) -> AsyncApp:
         signing_secret=_signing_secret(settings),
         raise_error_for_unhandled_request=False,
     )
-    handlers.register(app, services)
+    listeners(app, services)
     return app
 
 
@@ -142,11 +124,11 @@ def bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("server is not listening")
 
 
-async def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:  # noqa: S104 - a container listens on all
+async def serve(settings: Settings, listeners: Listeners, *, host: str = "0.0.0.0") -> None:  # noqa: S104 - a container listens on all
     """Run until SIGTERM/SIGINT."""
     settings.require_for_serve()
     services = build(settings)
-    bolt = make_bolt_app(services)
+    bolt = make_bolt_app(services, listeners)
     server = HttpServer(services, bolt)
     runner = await start_http(server, host, settings.port)
     await asyncio.to_thread(warm_up, services)

@@ -38,9 +38,9 @@ from slack_sdk.models.views import View
 
 from bot.clock import utc
 from bot.config import Settings
-from bot.ids import Action, Callback, Field
 from bot.lifecycle import AppView, Reminder, Retired
 from bot.policy import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
+from bot.slack.ids import Action, Callback, Field
 from bot.store import Kind, Request, Status
 from bot.workflow import SECRET_LIMIT_MARK, IssuedSecret
 

@@ -1,49 +1,22 @@
-"""What the workflow tells people, sent through the Slack Web API (slack_sdk's WebClient).
-
-The WebClient's retry handlers are Slack's one retry layer: rate limits (honouring
-Retry-After), connection errors and 5xx.
-"""
+"""What the workflow tells people, sent through the Slack Web API (the WebClient of
+bot.slack.client, whose retry handlers are Slack's one retry layer)."""
 
 from __future__ import annotations
 
 import logging
-import ssl
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
-from bot import blocks
 from bot.config import Settings
 from bot.exceptions import SlackError
 from bot.lifecycle import Reminder, Retired
+from bot.slack import views as blocks
 from bot.store import Request
 from bot.workflow import IssuedSecret
 
 log = logging.getLogger(__name__)
-
-
-def slack_retry_handlers() -> list[Any]:
-    return [
-        ConnectionErrorRetryHandler(max_retry_count=3),
-        RateLimitErrorRetryHandler(max_retry_count=5),
-        ServerErrorRetryHandler(max_retry_count=3),
-    ]
-
-
-def make_web_client(settings: Settings) -> WebClient:
-    return WebClient(
-        token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
-        base_url=settings.slack_api_url,
-        timeout=int(settings.oauth_bot_http_timeout_seconds),
-        ssl=ssl.create_default_context(),  # the platform's trust store (SSL_CERT_FILE)
-        retry_handlers=slack_retry_handlers(),
-    )
 
 
 class SlackNotifier:

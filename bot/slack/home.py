@@ -8,10 +8,10 @@ from typing import Any
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject
 from slack_sdk.models.views import View
 
-from bot.blocks import date, days_phrase, facts, user_mention
 from bot.config import Settings
 from bot.lifecycle import days_left
 from bot.policy import is_admin
+from bot.slack.views import date, days_phrase, facts, user_mention
 from bot.store import Credential, ManagedApp, Status, Store
 
 MAX_ROWS = 20
