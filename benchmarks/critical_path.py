@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 from machine import Background, wait_for_quiet
 
-from bot.store import Status
+from bot.core.model import Status
 from fakes.base import Request as Call
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot

@@ -62,7 +62,7 @@ from bot.azure.identity import TokenSource
 from bot.azure.graph import GraphClient
 from bot.azure.retry import RetryPolicy
 from bot.store import Store
-from bot.schema import ensure_schema
+from bot.store.schema import ensure_schema
 from bot.lifecycle import Lifecycle
 from bot.azure.vault import Vault
 def rss(field):

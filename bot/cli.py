@@ -11,7 +11,7 @@ from typing import Any
 
 from bot import logs
 from bot.config import load_settings
-from bot.exceptions import OAuthBotError
+from bot.core.errors import OAuthBotError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -39,7 +39,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from bot.schema import HEAD, upgrade
+    from bot.store.schema import HEAD, upgrade
 
     settings = load_settings()
     logs.configure(settings.log_level)

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.exceptions import ConfigError
+from bot.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

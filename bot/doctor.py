@@ -8,10 +8,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.azure.identity import TokenSource
 from bot.config import Settings
-from bot.exceptions import OAuthBotError
-from bot.schema import ensure_schema
+from bot.core.errors import OAuthBotError
 from bot.slack.client import web_client
 from bot.store import Store
+from bot.store.schema import ensure_schema
 from bot.workflow import OWNER_ROLE, USER_READ_ROLE
 
 NEEDED_ROLE = "Application.ReadWrite.OwnedBy"

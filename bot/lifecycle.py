@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.azure.graph import Application, GraphClient, PasswordCredential
+from bot.azure.graph import GraphClient, password_from_graph
 from bot.azure.vault import Vault
-from bot.clock import iso, utc
 from bot.config import Settings
-from bot.exceptions import NotAllowed, NotFound, OAuthBotError
+from bot.core.clock import iso, utc
+from bot.core.errors import NotAllowed, NotFound, OAuthBotError
+from bot.core.model import Application, CredentialStatus, ManagedApp, PasswordCredential
 from bot.policy import is_admin
-from bot.store import ManagedApp, Store
+from bot.store import Store
 from bot.workflow import APP_TAG
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ class Lifecycle:
                 report.secrets += 1
                 if str(raw.get("endDateTime") or "9999")[:19] > horizon[:19]:
                     continue
-                password = PasswordCredential.from_graph(raw)
+                password = password_from_graph(raw)
                 left = days_left(password.end, now)
                 threshold = None if left is None else self.threshold_for(left)
                 if threshold is None or left is None or password.end is None:
@@ -241,7 +242,9 @@ class Lifecycle:
                 log.warning("could not retire %s: %s", credential.key_id, error)
                 continue
             with self.store.atomic():
-                self.store.set_credential_status(credential.key_id, "removed", removed_at=self.store.now())
+                self.store.set_credential_status(
+                    credential.key_id, CredentialStatus.REMOVED, removed_at=self.store.now()
+                )
                 self.store.audit(
                     "oauth-bot",
                     "secret.removed",

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from bot.azure.graph import REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES
 from bot.config import Settings
-from bot.exceptions import NotAllowed, RateLimited, ValidationError
-from bot.store import OPEN_STATUSES, Request, Store
+from bot.core.errors import NotAllowed, RateLimited, ValidationError
+from bot.core.model import OPEN_STATUSES, REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES, Request
+from bot.store import Store
 
 MAX_NAME = 120
 MAX_DESCRIPTION = 120

@@ -13,19 +13,19 @@ from bot.azure.identity import TokenSource
 from bot.azure.retry import RetryPolicy
 from bot.azure.vault import Vault
 from bot.azure.verify import SecretVerifier
-from bot.clock import Clock
 from bot.config import Settings
-from bot.exceptions import OAuthBotError
+from bot.core.clock import Clock
+from bot.core.errors import OAuthBotError
+from bot.engine.liveness import Liveness, liveness_for
+from bot.engine.scheduler import Scheduler
+from bot.engine.worker import Worker
 from bot.lifecycle import Lifecycle
-from bot.liveness import Liveness, liveness_for
 from bot.logs import redact_value
-from bot.scheduler import Scheduler
-from bot.schema import ensure_schema
 from bot.slack.client import web_client
 from bot.slack.home import build_home
 from bot.slack.notifier import SlackNotifier
 from bot.store import Store
-from bot.worker import Worker
+from bot.store.schema import ensure_schema
 from bot.workflow import Workflow, new_worker_id
 
 log = logging.getLogger(__name__)

@@ -23,18 +23,11 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from bot.azure.graph import (
-    PERSONAL_ACCOUNT_AUDIENCES,
-    Application,
-    GraphClient,
-    NewPassword,
-    PasswordCredential,
-    SecretValue,
-)
-from bot.azure.vault import Vault, VaultReference, secret_name_for
-from bot.clock import iso, utc
+from bot.azure.graph import GraphClient
+from bot.azure.vault import Vault
 from bot.config import Settings
-from bot.exceptions import (
+from bot.core.clock import iso, utc
+from bot.core.errors import (
     CardNotPosted,
     Conflict,
     GraphError,
@@ -49,9 +42,26 @@ from bot.exceptions import (
     ValidationError,
     VaultError,
 )
-from bot.liveness import Liveness, SameProcess
+from bot.core.model import (
+    PERSONAL_ACCOUNT_AUDIENCES,
+    Application,
+    Credential,
+    CredentialStatus,
+    Kind,
+    ManagedApp,
+    NewPassword,
+    PasswordCredential,
+    Request,
+    SecretValue,
+    Status,
+    StepState,
+    VaultReference,
+    require_status,
+    secret_name_for,
+)
+from bot.engine.liveness import Liveness, SameProcess
 from bot.policy import NewAppInput, check_can_decide, check_request_limits, is_admin
-from bot.store import Credential, Kind, ManagedApp, Request, Status, Store, require_status
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -283,7 +293,9 @@ class Workflow:
             error=None,
             attempts=0,
         )
-        self.store.record_step(request_id, "retire_oldest", "requested", key_id=target.key_id, actor=actor)
+        self.store.record_step(
+            request_id, "retire_oldest", StepState.REQUESTED, key_id=target.key_id, actor=actor
+        )
         return self.store.get_request(request_id)
 
     def _secret_to_retire(
@@ -306,20 +318,24 @@ class Workflow:
         raise SecretRemovalNeedsConfirmation(app.display_name, oldest)
 
     def _failed_at_secret_limit(self, request: Request) -> bool:
-        failures = [s for s in self.store.steps(request.id) if s.step == "request" and s.state == "failed"]
+        failures = [
+            s for s in self.store.steps(request.id) if s.step == "request" and s.state == StepState.FAILED
+        ]
         return bool(failures) and failures[-1].detail.get("code") == SecretLimitReached.code
 
     def _retire_for_room(self, request: Request, app: Application) -> Application:
         """The removal that "Retire oldest and rotate" asked for, once, as a logged step."""
         asked = [s for s in self.store.steps(request.id) if s.step == "retire_oldest"]
-        if not asked or asked[-1].state == "finished":
+        if not asked or asked[-1].state == StepState.FINISHED:
             return app
         key_id = str(asked[-1].detail["key_id"])
 
         def retire() -> str:
             self.graph.remove_password(app.object_id, key_id)
             with self.store.atomic():
-                self.store.set_credential_status(key_id, "removed", removed_at=self.store.now())
+                self.store.set_credential_status(
+                    key_id, CredentialStatus.REMOVED, removed_at=self.store.now()
+                )
                 self.store.audit(
                     str(asked[-1].detail.get("actor") or "oauth-bot"),
                     "secret.removed",
@@ -497,7 +513,7 @@ class Workflow:
         return True
 
     def _too_many_attempts(self, request: Request) -> str:
-        started = [s.step for s in self.store.steps(request.id) if s.state == "started"]
+        started = [s.step for s in self.store.steps(request.id) if s.state == StepState.STARTED]
         where = f" (the last one at step {started[-1]})" if started else ""
         return (
             f"it was started {MAX_ATTEMPTS} times without finishing{where}, so oauth-bot stopped "
@@ -505,7 +521,7 @@ class Workflow:
         )
 
     def _fail(self, request: Request, message: str, *, code: str | None = None) -> None:
-        self.store.record_step(request.id, "request", "failed", error=message, code=code)
+        self.store.record_step(request.id, "request", StepState.FAILED, error=message, code=code)
         try:
             self._move(
                 request.id,
@@ -525,14 +541,14 @@ class Workflow:
         """Run one step between a 'started' and a 'finished' (or 'failed') record, only while
         this worker still holds the request's lease."""
         self._check_lease(request.id)
-        self.store.record_step(request.id, name, "started", **detail)
+        self.store.record_step(request.id, name, StepState.STARTED, **detail)
         _crash_point(f"{name}:started")
         try:
             result = action()
         except OAuthBotError as error:
-            self.store.record_step(request.id, name, "failed", error=str(error))
+            self.store.record_step(request.id, name, StepState.FAILED, error=str(error))
             raise
-        self.store.record_step(request.id, name, "finished", **_ids(result))
+        self.store.record_step(request.id, name, StepState.FINISHED, **_ids(result))
         _crash_point(f"{name}:finished")
         return result
 
@@ -634,10 +650,12 @@ class Workflow:
         """The app's older secrets stay valid for the grace period, then are removed."""
         grace = timedelta(days=request.grace_days if request.grace_days is not None else 0)
         remove_after = self.store.now() + grace
-        for credential in self.store.credentials(app.client_id, statuses=("active",)):
+        for credential in self.store.credentials(app.client_id, statuses=(CredentialStatus.ACTIVE,)):
             if credential.key_id != keep:
                 with self.store.atomic():
-                    self.store.set_credential_status(credential.key_id, "retiring", remove_after=remove_after)
+                    self.store.set_credential_status(
+                        credential.key_id, CredentialStatus.RETIRING, remove_after=remove_after
+                    )
                     self.store.audit(
                         "oauth-bot",
                         "secret.retiring",
@@ -646,7 +664,6 @@ class Workflow:
                         key_id=credential.key_id,
                         remove_after=remove_after.isoformat(),
                     )
-        self.store.update_request(request.id, old_key_id=None)
 
     def _create_app(self, request: Request) -> Application:
         body: dict[str, Any] = {
@@ -836,7 +853,7 @@ class Workflow:
                     hint=hint,
                     end=end,
                     vault_secret_id=reference.secret_id,
-                    status="active",
+                    status=CredentialStatus.ACTIVE,
                     request_id=request.id,
                 )
             )
@@ -905,7 +922,7 @@ class Workflow:
         marks = {
             (str(s.detail.get("display_name")), str(s.detail.get("start")))
             for s in self.store.steps(request.id)
-            if s.step == "add_password" and s.state == "started" and s.detail.get("start")
+            if s.step == "add_password" and s.state == StepState.STARTED and s.detail.get("start")
         }
         held = {c.key_id for c in self.store.credentials(app.client_id)} | keep
         audited = {
@@ -942,10 +959,10 @@ class Workflow:
             )
 
     def _steps_finished(self, request: Request, name: str) -> bool:
-        return any(s.step == name and s.state == "finished" for s in self.store.steps(request.id))
+        return any(s.step == name and s.state == StepState.FINISHED for s in self.store.steps(request.id))
 
     def _steps_started(self, request: Request, name: str) -> bool:
-        return any(s.step == name and s.state == "started" for s in self.store.steps(request.id))
+        return any(s.step == name and s.state == StepState.STARTED for s in self.store.steps(request.id))
 
     # --- the end ------------------------------------------------------------------------
     def _finish(self, request: Request, issued: IssuedSecret) -> None:

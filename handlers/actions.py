@@ -8,12 +8,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.exceptions import OAuthBotError, SecretRemovalNeedsConfirmation
+from bot.core.errors import OAuthBotError, SecretRemovalNeedsConfirmation
+from bot.core.model import Status, require_status
 from bot.policy import check_can_decide, is_admin
 from bot.runtime import Services
 from bot.slack import views as blocks
 from bot.slack.ids import Action
-from bot.store import Status, require_status
 from handlers.text import error_text
 
 

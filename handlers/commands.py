@@ -9,10 +9,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.exceptions import OAuthBotError
+from bot.core.errors import OAuthBotError
+from bot.core.model import Status
 from bot.runtime import Services
 from bot.slack import views as blocks
-from bot.store import Status
 from handlers.text import error_text, inert
 
 SECRET_USAGE = (

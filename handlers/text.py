@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.exceptions import OAuthBotError, ValidationError
+from bot.core.errors import OAuthBotError, ValidationError
 
 
 def escaped(text: str) -> str:

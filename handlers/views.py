@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.exceptions import OAuthBotError, RateLimited, ValidationError
+from bot.core.errors import OAuthBotError, RateLimited, ValidationError
 from bot.policy import check_request_limits, has_bad_multiline_characters, validate_new_app
 from bot.runtime import Services
 from bot.slack.ids import Callback, Field

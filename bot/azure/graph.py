@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -13,84 +12,32 @@ from urllib.parse import quote
 import httpx
 
 from bot.azure.retry import IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
-from bot.clock import iso, parse_iso
-from bot.exceptions import GraphError, LifetimePolicyError, OutcomeUnknown
+from bot.core.clock import iso, parse_iso
+from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown
+from bot.core.model import Application, NewPassword, PasswordCredential, SecretValue
 
 log = logging.getLogger(__name__)
 
-SIGN_IN_AUDIENCES = (
-    "AzureADMyOrg",
-    "AzureADMultipleOrgs",
-    "AzureADandPersonalMicrosoftAccount",
-    "PersonalMicrosoftAccount",
-)
-PERSONAL_ACCOUNT_AUDIENCES = frozenset({"AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"})
-REDIRECT_PLATFORMS = ("web", "spa", "publicClient")
+
+def password_from_graph(data: dict[str, Any]) -> PasswordCredential:
+    """A passwordCredential as Graph sends it (never with its secretText)."""
+    return PasswordCredential(
+        key_id=str(data["keyId"]),
+        display_name=str(data.get("displayName") or ""),
+        hint=str(data.get("hint") or ""),
+        start=parse_iso(data["startDateTime"]) if data.get("startDateTime") else None,
+        end=parse_iso(data["endDateTime"]) if data.get("endDateTime") else None,
+    )
 
 
-class SecretValue:
-    """A client secret value. It never shows itself in repr/str, so it cannot leak into a
-    log line or an exception message by accident; `reveal()` is the only way to read it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "SecretValue(***)"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a secret value cannot be pickled")
-
-
-@dataclass(frozen=True)
-class PasswordCredential:
-    key_id: str
-    display_name: str
-    hint: str
-    start: datetime | None
-    end: datetime | None
-
-    @classmethod
-    def from_graph(cls, data: dict[str, Any]) -> PasswordCredential:
-        return cls(
-            key_id=str(data["keyId"]),
-            display_name=str(data.get("displayName") or ""),
-            hint=str(data.get("hint") or ""),
-            start=parse_iso(data["startDateTime"]) if data.get("startDateTime") else None,
-            end=parse_iso(data["endDateTime"]) if data.get("endDateTime") else None,
-        )
-
-
-@dataclass(frozen=True)
-class NewPassword:
-    credential: PasswordCredential
-    secret: SecretValue
-
-
-@dataclass(frozen=True)
-class Application:
-    object_id: str
-    client_id: str
-    display_name: str
-    sign_in_audience: str
-    passwords: tuple[PasswordCredential, ...] = ()
-
-    @classmethod
-    def from_graph(cls, data: dict[str, Any]) -> Application:
-        return cls(
-            object_id=str(data["id"]),
-            client_id=str(data["appId"]),
-            display_name=str(data.get("displayName") or ""),
-            sign_in_audience=str(data.get("signInAudience") or ""),
-            passwords=tuple(PasswordCredential.from_graph(p) for p in data.get("passwordCredentials") or ()),
-        )
+def application_from_graph(data: dict[str, Any]) -> Application:
+    return Application(
+        object_id=str(data["id"]),
+        client_id=str(data["appId"]),
+        display_name=str(data.get("displayName") or ""),
+        sign_in_audience=str(data.get("signInAudience") or ""),
+        passwords=tuple(password_from_graph(p) for p in data.get("passwordCredentials") or ()),
+    )
 
 
 APP_SELECT = "id,appId,displayName,signInAudience,passwordCredentials"
@@ -196,7 +143,7 @@ class GraphClient:
             headers={"Prefer": "create-if-missing"},
         )
         if response.status_code == 201:
-            return Application.from_graph(response.json())
+            return application_from_graph(response.json())
         found = self.get_application_by_unique_name(unique_name)
         if found is None:
             raise GraphError(
@@ -215,7 +162,7 @@ class GraphClient:
 
     def _get_app(self, path: str) -> Application | None:
         response = self._call("GET", path, "read application", params={"$select": APP_SELECT}, ok=(200, 404))
-        return None if response.status_code == 404 else Application.from_graph(response.json())
+        return None if response.status_code == 404 else application_from_graph(response.json())
 
     def iter_applications(
         self, *, select: str = APP_SELECT, filter: str | None = None, top: int = 999
@@ -259,7 +206,7 @@ class GraphClient:
         )
         data = response.json()
         secret = SecretValue(str(data.pop("secretText")))
-        return NewPassword(PasswordCredential.from_graph(data), secret)
+        return NewPassword(password_from_graph(data), secret)
 
     def remove_password(self, object_id: str, key_id: str) -> None:
         """Remove a client secret; one that is already gone counts as removed."""

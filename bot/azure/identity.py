@@ -17,7 +17,7 @@ import requests
 from azure.core.credentials import AccessToken
 
 from bot.config import Settings
-from bot.exceptions import ConfigError, TokenError
+from bot.core.errors import ConfigError, TokenError
 
 
 def _certificate_credential(path: str) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,33 +16,13 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
-from bot.azure.graph import SecretValue
-from bot.exceptions import VaultError, VaultPermissionError
+from bot.core.errors import VaultError, VaultPermissionError
+from bot.core.model import SecretValue, StoredVersion, VaultReference
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; client secret of a Microsoft Entra ID application"
 MAX_TAG_LENGTH = 256
-
-
-def secret_name_for(client_id: str) -> str:
-    """One vault secret per application; each rotation is a new version of it."""
-    return f"oauth-{client_id}"
-
-
-@dataclass(frozen=True)
-class VaultReference:
-    name: str
-    version: str
-    secret_id: str  # https://{vault}/secrets/{name}/{version}
-    portal_url: str
-    cli_command: str
-
-
-@dataclass(frozen=True)
-class StoredVersion:
-    version: str
-    tags: dict[str, str]
 
 
 class Vault:

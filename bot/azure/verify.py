@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 
-from bot.azure.graph import SecretValue
+from bot.core.model import SecretValue
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.config import Settings
-from bot.exceptions import ConfigError
+from bot.core.errors import ConfigError
 from bot.runtime import Services, build, warm_up
 from bot.slack.client import async_web_client
 

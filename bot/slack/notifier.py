@@ -10,10 +10,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Settings
-from bot.exceptions import SlackError
+from bot.core.errors import SlackError
+from bot.core.model import Request
 from bot.lifecycle import Reminder, Retired
 from bot.slack import views as blocks
-from bot.store import Request
 from bot.workflow import IssuedSecret
 
 log = logging.getLogger(__name__)

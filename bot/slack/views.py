@@ -36,12 +36,12 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.clock import utc
 from bot.config import Settings
+from bot.core.clock import utc
+from bot.core.model import Kind, Request, Status
 from bot.lifecycle import AppView, Reminder, Retired
 from bot.policy import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
 from bot.slack.ids import Action, Callback, Field
-from bot.store import Kind, Request, Status
 from bot.workflow import SECRET_LIMIT_MARK, IssuedSecret
 
 Message = tuple[str, list[dict[str, Any]]]  # (fallback text, blocks)
@@ -311,7 +311,7 @@ def confirm_foreign_removal(request_id: int, app_name: str, secret: Any) -> Mess
                     style="danger",
                     confirm=ConfirmObject(
                         title="Remove the client secret?",
-                        text=f"Remove \"{label[:100]}\" (Secret ID {secret.key_id}) from {app_name[:100]}?",
+                        text=f'Remove "{label[:100]}" (Secret ID {secret.key_id}) from {app_name[:100]}?',
                         confirm="Remove it",
                         deny="Keep it",
                         style="danger",

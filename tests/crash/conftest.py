@@ -20,8 +20,8 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from bot.azure.vault import secret_name_for
-from bot.store import Status, Store
+from bot.core.model import Status, secret_name_for
+from bot.store import Store
 from fakes.cloud import OWNER_ROLES, FakeCloud
 from tests.e2e.conftest import _trust_and_reset, cloud, wait_until  # noqa: F401 - shared fakes
 

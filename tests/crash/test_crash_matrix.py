@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from bot.azure.vault import secret_name_for
-from bot.store import Request, Status, Store
+from bot.core.model import Request, Status, secret_name_for
+from bot.store import Store
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud, entra_user_id
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from bot.store import Request, Status, Store
+from bot.core.model import Request, Status
+from bot.store import Store
 from fakes.base import FakeServer, Fault
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.store import Status, Store
+from bot.core.model import Status
+from bot.store import Store
 from bot.workflow import MAX_ATTEMPTS
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.slack_driver import SlackDriver

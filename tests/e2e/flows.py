@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from bot.store import Request, Status, Store
+from bot.core.model import Request, Status
+from bot.store import Store
 from fakes.cloud import APPROVAL_CHANNEL, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from bot.store import Status
+from bot.core.model import Status
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver

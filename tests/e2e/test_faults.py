@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot import logs as bot_logs
-from bot.store import Status
+from bot.core.model import Status
 from fakes.cloud import ADMINS, DEVELOPER, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver

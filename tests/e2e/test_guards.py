@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.store import Status
+from bot.core.model import Status
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver

@@ -24,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from bot.core.model import Request, Status
 from bot.policy import NewAppInput
 from bot.slack import views as blocks
 from bot.slack.ids import Callback, Field
-from bot.store import Request, Status
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import FORM as FORM_CONTENT_TYPE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot.store import Status
+from bot.core.model import Status
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, TENANT_ID, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from bot.store import Status
+from bot.core.model import Status
 from fakes.cloud import (
     ADMINS,
     APPROVAL_CHANNEL,

@@ -19,9 +19,9 @@ import pytest
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 import handlers
+from bot.core.model import Status
 from bot.runtime import build
 from bot.slack.app import close_bolt_app, make_bolt_app
-from bot.store import Status
 from fakes.clock import ManualClock
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot

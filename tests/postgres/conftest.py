@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from bot.schema import upgrade
+from bot.store.schema import upgrade
 from fakes.cloud import FakeCloud
 from tests.e2e.conftest import _trust_and_reset, cloud  # noqa: F401 - the shared fakes, reset per test
 from tests.pg import PostgresServer

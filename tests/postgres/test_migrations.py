@@ -17,10 +17,10 @@ from sqlalchemy import inspect, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from bot import schema
-from bot.exceptions import ConfigError
-from bot.schema import HEAD, current_revision, ensure_schema, upgrade
-from bot.store import AuditEvent, Base, Store, make_engine
+from bot.core.errors import ConfigError
+from bot.store import Base, Store, make_engine, schema
+from bot.store.schema import HEAD, current_revision, ensure_schema, upgrade
+from bot.store.tables import AuditEventRow
 from fakes.cloud import FakeCloud
 from tests.postgres.conftest import process_env
 
@@ -201,9 +201,9 @@ def test_the_database_refuses_to_change_or_delete_audit_rows(any_url: str) -> No
                 connection.execute(text(statement))
             assert _audit_rows(store.engine) == before, statement
         with pytest.raises(DBAPIError, match=APPEND_ONLY), store.atomic() as session:
-            session.delete(session.get(AuditEvent, 1))
+            session.delete(session.get(AuditEventRow, 1))
         with pytest.raises(DBAPIError, match=APPEND_ONLY), store.atomic() as session:
-            session.execute(update(AuditEvent).values(detail={"rewritten": True}))
+            session.execute(update(AuditEventRow).values(detail={"rewritten": True}))
         assert _audit_rows(store.engine) == before
 
         store.audit("U0ADMIN001", "request.approved", request_id=1)

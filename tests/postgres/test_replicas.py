@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.azure.vault import secret_name_for
-from bot.store import Status, Store
+from bot.core.model import Status, secret_name_for
+from bot.store import Store
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver

@@ -11,8 +11,9 @@ from functools import partial
 
 import pytest
 
-from bot.scheduler import Scheduler
-from bot.store import JobLease, Store
+from bot.engine.scheduler import Scheduler
+from bot.store import Store
+from bot.store.tables import JobLeaseRow
 from fakes.clock import ManualClock
 
 pytestmark = pytest.mark.postgres
@@ -55,9 +56,9 @@ class Replicas:
             for done in [pool.submit(loop, holder) for holder in holders]:
                 done.result(timeout=60)
 
-    def lease(self) -> JobLease | None:
+    def lease(self) -> JobLeaseRow | None:
         with self.stores[0].session() as session:
-            return session.get(JobLease, JOB)
+            return session.get(JobLeaseRow, JOB)
 
     def close(self) -> None:
         for store in self.stores:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from bot.exceptions import ConfigError
+from bot.core.errors import ConfigError
 
 # A complete configuration for `serve` (HTTP mode), as an operator would write it.
 GOOD = {

@@ -14,10 +14,8 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot.azure.graph import Application
-from bot.azure.vault import VaultReference
+from bot.core.model import Application, Kind, Request, Status, VaultReference
 from bot.slack import views as blocks
-from bot.store import Kind, Request, Status
 from bot.workflow import IssuedSecret
 
 REQUESTER = "U0REQUEST1"

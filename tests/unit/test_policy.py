@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.exceptions import NotAllowed, ValidationError
+from bot.core.errors import NotAllowed, ValidationError
+from bot.core.model import Kind, Request
 from bot.policy import check_can_decide, validate_new_app
-from bot.store import Request
 
 
 def settings(**values: Any) -> Settings:
@@ -141,7 +141,16 @@ def test_several_bad_fields_are_reported_together() -> None:
 
 
 def _request(requester: str) -> Request:
-    return Request(id=1, requester_id=requester)
+    return Request(
+        id=1,
+        kind=Kind.NEW_APP,
+        requester_id=requester,
+        display_name="billing-api",
+        sign_in_audience="AzureADMyOrg",
+        secret_description="Created by oauth-bot",
+        secret_days=180,
+        justification="Reads invoices.",
+    )
 
 
 def test_only_admins_decide_and_never_on_their_own_request() -> None:

@@ -2,7 +2,7 @@
 
 Every replica runs a Scheduler; before a job runs, the replica takes the job's lease row
 (a compare-and-set in the database), so with several replicas a job runs on one at a time.
-If the leader dies another takes over at its next tick (bot.liveness tells it the leader is
+If the leader dies another takes over at its next tick (bot.engine.liveness tells it the leader is
 gone), or when the lease runs out.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.liveness import Liveness
+from bot.engine.liveness import Liveness
 from bot.store import Store
 
 log = logging.getLogger(__name__)

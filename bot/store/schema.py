@@ -1,4 +1,4 @@
-"""The database schema's version: Alembic migrations packaged in bot/migrations.
+"""The database schema's version: Alembic migrations packaged in bot/store/migrations.
 
 `oauth-bot migrate` brings a database to HEAD (upgrade); every process checks at start that
 its database is exactly at HEAD (ensure_schema). Only a SQLite database is created on the
@@ -20,13 +20,13 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.exceptions import ConfigError
+from bot.core.errors import ConfigError
 from bot.store import Base, Store, make_engine
 
 SCRIPT_LOCATION = Path(__file__).with_name("migrations")
 MIGRATE = "run `oauth-bot migrate`"
 PREDATES_MIGRATIONS = "0001"  # the revision whose tables create_all made before migrations existed
-MIGRATION_LOCK_KEY = 0x6F617574  # the advisory lock bot/migrations/env.py takes too
+MIGRATION_LOCK_KEY = 0x6F617574  # the advisory lock bot/store/migrations/env.py takes too
 # Alembic's `context` is a module-level proxy: one migration command at a time per process.
 # (Across processes and replicas, env.py serialises PostgreSQL migrations with an advisory lock.)
 _commands = threading.Lock()
@@ -71,7 +71,7 @@ def upgrade(target: str | Engine, revision: str = "head") -> str:
     engine = make_engine(target) if isinstance(target, str) else target
     try:
         with _commands, engine.begin() as connection:
-            if connection.dialect.name == "postgresql":  # before looking: see bot/migrations/env.py
+            if connection.dialect.name == "postgresql":  # before looking: see bot/store/migrations/env.py
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             cfg = config(connection)
             stamped = MigrationContext.configure(connection).get_current_revision()

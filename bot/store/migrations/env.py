@@ -12,8 +12,8 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from bot.schema import MIGRATION_LOCK_KEY
 from bot.store import Base, make_engine
+from bot.store.schema import MIGRATION_LOCK_KEY
 
 target_metadata = Base.metadata
 

@@ -75,7 +75,7 @@ class SecretRemovalNeedsConfirmation(OAuthBotError):
         self.app_name = app_name
         self.secret = secret
         super().__init__(
-            f"The oldest client secret of {app_name}, \"{secret.display_name}\" (Secret ID {secret.key_id}), "
+            f'The oldest client secret of {app_name}, "{secret.display_name}" (Secret ID {secret.key_id}), '
             "was not issued by oauth-bot, so oauth-bot removes it only when an oauth-bot admin confirms."
         )
 

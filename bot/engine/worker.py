@@ -1,7 +1,7 @@
 """Runs approved requests in background threads and picks up work left by a crash.
 
 Work is claimed with a lease in the database, so a request runs in one place at a time.
-A request whose holder has died (bot.liveness asks the operating system or the database,
+A request whose holder has died (bot.engine.liveness asks the operating system or the database,
 not the clock) is claimed again by the next poll, here or on another replica; the first
 poll runs as the worker starts, so a restarted bot carries its own interrupted work on at
 once. A lease whose time ran out (a holder alive but stuck) is claimed again too.
@@ -13,7 +13,7 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from bot.liveness import Liveness
+from bot.engine.liveness import Liveness
 from bot.store import Store
 from bot.workflow import Workflow
 

@@ -1,0 +1,250 @@
+"""The domain: plain dataclasses and enums, the same for every layer. No Slack, Azure wire
+format or database row appears here; bot/store maps rows to these, bot/azure maps Graph and
+Key Vault answers to these, bot/slack renders these."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.core.errors import Conflict
+
+APP_TAG = "oauth-bot"  # on every app registration oauth-bot creates
+SIGN_IN_AUDIENCES = (
+    "AzureADMyOrg",
+    "AzureADMultipleOrgs",
+    "AzureADandPersonalMicrosoftAccount",
+    "PersonalMicrosoftAccount",
+)
+PERSONAL_ACCOUNT_AUDIENCES = frozenset({"AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"})
+MAX_PERSONAL_ACCOUNT_SECRETS = 2  # Entra's limit for apps whose audience includes personal accounts
+REDIRECT_PLATFORMS = ("web", "spa", "publicClient")
+
+
+def secret_name_for(client_id: str) -> str:
+    """One vault secret per application; each rotation is a new version of it."""
+    return f"oauth-{client_id}"
+
+
+class Kind(enum.StrEnum):
+    NEW_APP = "new_app"
+    ROTATE = "rotate"
+
+
+class Status(enum.StrEnum):
+    """A request's status."""
+
+    PENDING = "pending"
+    APPROVED = "approved"  # decided; the engine runs it until completed or failed
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+OPEN_STATUSES = (Status.PENDING, Status.APPROVED)
+
+
+class CredentialStatus(enum.StrEnum):
+    ACTIVE = "active"
+    RETIRING = "retiring"  # replaced by a rotation; removed when its grace period ends
+    REMOVED = "removed"
+
+
+LIVE_CREDENTIALS = (CredentialStatus.ACTIVE, CredentialStatus.RETIRING)
+
+
+class StepState(enum.StrEnum):
+    REQUESTED = "requested"  # asked for by a decision, carried out by the engine later
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+@dataclass
+class Request:
+    """A request for a new app or a rotation, from filing to its end."""
+
+    kind: Kind
+    requester_id: str
+    display_name: str
+    sign_in_audience: str
+    secret_description: str
+    secret_days: int
+    justification: str
+    team_id: str | None = None
+    redirect_uri: str | None = None
+    redirect_platform: str | None = None
+    id: int = 0
+    uid: str = ""
+    status: Status = Status.PENDING
+    # decision
+    approver_id: str | None = None
+    decided_at: datetime | None = None
+    deny_reason: str | None = None
+    card_channel: str | None = None
+    card_ts: str | None = None
+    # what was made (IDs only, never a value)
+    client_id: str | None = None
+    object_id: str | None = None
+    key_id: str | None = None
+    secret_end: datetime | None = None
+    vault_secret_id: str | None = None
+    grace_days: float | None = None
+    verified: bool | None = None
+    notified: bool = False
+    error: str | None = None
+    # work distribution
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    attempts: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of a request's step log."""
+
+    request_id: int
+    step: str
+    state: StepState
+    at: datetime
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+@dataclass
+class ManagedApp:
+    """An app registration oauth-bot created (and so may manage)."""
+
+    client_id: str
+    object_id: str
+    display_name: str
+    sign_in_audience: str
+    vault_secret_name: str
+    request_id: int
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AppOwner:
+    client_id: str
+    slack_user_id: str
+    entra_user_id: str | None = None
+
+
+@dataclass
+class Credential:
+    """A client secret oauth-bot issued, whose value the vault holds."""
+
+    key_id: str
+    client_id: str
+    description: str
+    hint: str
+    end: datetime | None
+    vault_secret_id: str
+    request_id: int
+    status: CredentialStatus = CredentialStatus.ACTIVE
+    remove_after: datetime | None = None
+    created_at: datetime | None = None
+    removed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    at: datetime
+    actor: str
+    action: str
+    request_id: int | None = None
+    client_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+# --- app registrations and their secrets, as the directory holds them ------------------------
+class SecretValue:
+    """A client secret value. It never shows itself in repr/str, so it cannot leak into a
+    log line or an exception message by accident; `reveal()` is the only way to read it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretValue(***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a secret value cannot be pickled")
+
+
+@dataclass(frozen=True)
+class PasswordCredential:
+    key_id: str
+    display_name: str
+    hint: str
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    credential: PasswordCredential
+    secret: SecretValue
+
+
+@dataclass(frozen=True)
+class Application:
+    object_id: str
+    client_id: str
+    display_name: str
+    sign_in_audience: str
+    passwords: tuple[PasswordCredential, ...] = ()
+
+
+@dataclass(frozen=True)
+class VaultReference:
+    """Where a value is: the vault secret's id (with version) and its portal link."""
+
+    name: str
+    version: str
+    secret_id: str  # https://{vault}/secrets/{name}/{version}
+    portal_url: str
+    cli_command: str
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """The latest version of a vault secret, as far as the bot needs it (never the value)."""
+
+    version: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """What the requester is told: IDs and where the value is — never the value."""
+
+    app: Application
+    tenant_id: str
+    key_id: str
+    description: str
+    hint: str
+    end: datetime
+    vault: VaultReference
+    verified: bool | None = None
+
+
+def require_status(request: Request, *allowed: str) -> None:
+    if request.status not in allowed:
+        raise Conflict(f"Request #{request.id} is already {request.status}.")
