@@ -12,15 +12,21 @@ from typing import Any
 from bot import logs
 from bot.config import load_settings
 from bot.core.errors import OAuthBotError
+from bot.engine.runner import BoundaryHook, no_hook
 
 
 def _serve(args: argparse.Namespace) -> int:
+    return serve_command()
+
+
+def serve_command(at_boundary: BoundaryHook = no_hook) -> int:
+    """`oauth-bot serve` (tests' crash entry point passes a fault hook)."""
     import handlers  # the entry point wires the listener layer into the Bolt app
     from bot.slack.app import serve
 
     settings = load_settings(for_serve=True)  # every problem reported before anything is served
     logs.configure(settings.log_level)
-    asyncio.run(serve(settings, handlers.register))
+    asyncio.run(serve(settings, handlers.register, at_boundary=at_boundary))
     return 0
 
 

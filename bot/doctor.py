@@ -8,11 +8,12 @@ from slack_sdk.errors import SlackApiError
 
 from bot.azure.identity import TokenSource
 from bot.config import Settings
+from bot.core.access import USER_READ_ROLE
 from bot.core.errors import OAuthBotError
+from bot.flows.new_app import OWNER_ROLE
 from bot.slack.client import web_client
 from bot.store import Store
 from bot.store.schema import ensure_schema
-from bot.workflow import OWNER_ROLE, USER_READ_ROLE
 
 NEEDED_ROLE = "Application.ReadWrite.OwnedBy"
 

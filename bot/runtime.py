@@ -14,19 +14,26 @@ from bot.azure.retry import RetryPolicy
 from bot.azure.vault import Vault
 from bot.azure.verify import SecretVerifier
 from bot.config import Settings
+from bot.core.access import Access
 from bot.core.clock import Clock
 from bot.core.errors import OAuthBotError
+from bot.core.model import Kind
 from bot.engine.liveness import Liveness, liveness_for
+from bot.engine.runner import BoundaryHook, Runner, new_worker_id, no_hook
 from bot.engine.scheduler import Scheduler
 from bot.engine.worker import Worker
-from bot.lifecycle import Lifecycle
+from bot.flows.intake import Intake
+from bot.flows.issuance import SecretIssuer
+from bot.flows.lifecycle import Lifecycle
+from bot.flows.new_app import NewAppFlow
+from bot.flows.outcomes import Outcomes
+from bot.flows.rotation import RotationFlow
 from bot.logs import redact_value
 from bot.slack.client import web_client
 from bot.slack.home import build_home
 from bot.slack.notifier import SlackNotifier
 from bot.store import Store
 from bot.store.schema import ensure_schema
-from bot.workflow import Workflow, new_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +45,14 @@ class Services:
     tokens: TokenSource
     graph: GraphClient
     vault: Vault
-    workflow: Workflow
+    intake: Intake
+    runner: Runner
     worker: Worker
     lifecycle: Lifecycle
     scheduler: Scheduler
     notifier: SlackNotifier
     liveness: Liveness
+    step_pool: ThreadPoolExecutor  # the new-app flow's side steps (service principal, owners)
 
     def refresh_homes(self, user_ids: list[str]) -> None:
         """Re-publish the App Home of these users (in the background; best effort)."""
@@ -63,12 +72,20 @@ class Services:
         self.scheduler.stop()
         self.worker.stop()
         self.liveness.close()  # after the worker: from now on others may carry on what it left
+        self.step_pool.shutdown(wait=True)
         self._home_pool.shutdown(wait=True)
         self.graph.close()
         self.vault.close()
 
 
-def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool = True) -> Services:
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    create_schema: bool = True,
+    at_boundary: BoundaryHook = no_hook,
+) -> Services:
+    """Every part of the bot, wired: the composition root (`at_boundary`: tests' fault hook)."""
     for secret in (
         settings.slack_bot_token,
         settings.slack_signing_secret,
@@ -109,34 +126,66 @@ def build(settings: Settings, *, clock: Clock | None = None, create_schema: bool
         timeout=settings.oauth_bot_http_timeout_seconds,
     )
     liveness = liveness_for(store.engine, new_worker_id())
-    workflow = Workflow(
-        liveness=liveness,
-        verify=verifier,
+    runner = Runner(
+        store, liveness, lease=timedelta(seconds=settings.oauth_bot_lease_seconds), at_boundary=at_boundary
+    )
+    roles = lambda: set(granted_roles())  # noqa: E731
+    access = Access(
+        settings=settings, store=store, directory=graph, email_of=notifier.user_email, granted_roles=roles
+    )
+    outcomes = Outcomes(settings=settings, store=store, notifier=notifier, steps=runner)
+    issuer = SecretIssuer(settings=settings, store=store, graph=graph, vault=vault, steps=runner)
+    step_pool = ThreadPoolExecutor(
+        max_workers=2 * settings.oauth_bot_worker_threads, thread_name_prefix="step"
+    )
+    new_app = NewAppFlow(
         settings=settings,
         store=store,
         graph=graph,
-        vault=vault,
         notifier=notifier,
-        granted_roles=lambda: set(granted_roles()),
-        executor=ThreadPoolExecutor(
-            max_workers=3 * settings.oauth_bot_worker_threads, thread_name_prefix="step"
-        ),
+        granted_roles=roles,
+        steps=runner,
+        issuer=issuer,
+        outcomes=outcomes,
+        pool=step_pool,
+    )
+    rotation = RotationFlow(
+        store=store, graph=graph, steps=runner, issuer=issuer, outcomes=outcomes, verify=verifier
+    )
+    runner.connect({Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run}, on_failure=outcomes.fail)
+    intake = Intake(
+        settings=settings, store=store, graph=graph, notifier=notifier, access=access, outcomes=outcomes
     )
     worker = Worker(
-        workflow,
+        runner,
         store,
         liveness,
+        before_poll=intake.expire_stale,
         threads=settings.oauth_bot_worker_threads,
         poll_seconds=settings.oauth_bot_poll_seconds,
     )
-    lifecycle = Lifecycle(settings=settings, store=store, graph=graph, vault=vault, notifier=notifier)
+    lifecycle = Lifecycle(
+        settings=settings, store=store, graph=graph, vault=vault, notifier=notifier, access=access
+    )
     scheduler = Scheduler(store, liveness=liveness)
     scheduler.add("expiry-scan", timedelta(hours=settings.oauth_bot_scan_interval_hours), lifecycle.scan)
     scheduler.add("retire-old-secrets", timedelta(minutes=1), lifecycle.retire_due)
     services = Services(
-        settings, store, tokens, graph, vault, workflow, worker, lifecycle, scheduler, notifier, liveness
+        settings,
+        store,
+        tokens,
+        graph,
+        vault,
+        intake,
+        runner,
+        worker,
+        lifecycle,
+        scheduler,
+        notifier,
+        liveness,
+        step_pool,
     )
-    workflow.on_change = services.refresh_homes
+    outcomes.on_change = services.refresh_homes
     return services
 
 

@@ -8,9 +8,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import is_admin
 from bot.core.errors import OAuthBotError, SecretRemovalNeedsConfirmation
-from bot.core.model import Status, require_status
-from bot.policy import check_can_decide, is_admin
+from bot.core.model import Status
 from bot.runtime import Services
 from bot.slack import views as blocks
 from bot.slack.ids import Action
@@ -41,19 +41,19 @@ async def _show(
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    settings, store, workflow, worker = services.settings, services.store, services.workflow, services.worker
+    settings, intake, worker = services.settings, services.intake, services.worker
 
     async def approve(body: dict[str, Any], client: AsyncWebClient, *, retire_old_now: bool) -> None:
         request_id = int(_value(body))
         try:
             await asyncio.to_thread(
-                workflow.approve, request_id, actor=body["user"]["id"], retire_old_now=retire_old_now
+                intake.approve, request_id, actor=body["user"]["id"], retire_old_now=retire_old_now
             )
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
         worker.submit(request_id)  # first: the card is not on the way to the secret
-        await asyncio.to_thread(workflow.refresh_card, request_id)
+        await asyncio.to_thread(intake.outcomes.refresh_card, request_id)
 
     @app.action(Action.APPROVE)
     async def approve_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -70,9 +70,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         request_id = int(_value(body))
         try:
-            request = await asyncio.to_thread(store.get_request, request_id)
-            check_can_decide(settings, body["user"]["id"], request)
-            require_status(request, Status.PENDING)
+            await asyncio.to_thread(intake.check_can_deny, request_id, actor=body["user"]["id"])
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
@@ -82,7 +80,7 @@ def register(app: AsyncApp, services: Services) -> None:
     async def cancel_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         try:
-            await asyncio.to_thread(workflow.cancel, int(_value(body)), actor=body["user"]["id"])
+            await asyncio.to_thread(intake.cancel, int(_value(body)), actor=body["user"]["id"])
         except OAuthBotError as error:
             await _tell(client, body, error)
 
@@ -91,7 +89,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         request_id = int(_value(body))
         try:
-            await asyncio.to_thread(workflow.retry, request_id, actor=body["user"]["id"])
+            await asyncio.to_thread(intake.retry, request_id, actor=body["user"]["id"])
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
@@ -102,7 +100,7 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         actor = body["user"]["id"]
         try:
-            await asyncio.to_thread(workflow.retire_oldest_and_retry, request_id, actor=actor, key_id=key_id)
+            await asyncio.to_thread(intake.retire_oldest_and_retry, request_id, actor=actor, key_id=key_id)
         except SecretRemovalNeedsConfirmation as error:
             if not is_admin(settings, actor):
                 await _tell(client, body, f"{error_text(error)} Ask an oauth-bot admin to confirm it.")
@@ -114,7 +112,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await _tell(client, body, error)
             return
         worker.submit(request_id)
-        await asyncio.to_thread(workflow.refresh_card, request_id)
+        await asyncio.to_thread(intake.outcomes.refresh_card, request_id)
 
     @app.action(Action.RETIRE_OLDEST)
     async def retire_oldest_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -132,7 +130,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         try:
             request = await asyncio.to_thread(
-                workflow.submit_rotation,
+                intake.submit_rotation,
                 requester_id=body["user"]["id"],
                 team_id=(body.get("team") or {}).get("id"),
                 target=_value(body),

@@ -23,10 +23,10 @@ SECRET_USAGE = (
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    settings, lifecycle, workflow, worker = (
+    settings, lifecycle, intake, worker = (
         services.settings,
         services.lifecycle,
-        services.workflow,
+        services.intake,
         services.worker,
     )
 
@@ -88,7 +88,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 await ack()
                 try:
                     request = await asyncio.to_thread(
-                        workflow.submit_rotation,
+                        intake.submit_rotation,
                         requester_id=user_id,
                         team_id=command.get("team_id"),
                         target=rest,

@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import OAuthBotError, RateLimited, ValidationError
-from bot.policy import check_request_limits, has_bad_multiline_characters, validate_new_app
+from bot.core.validation import has_bad_multiline_characters, validate_new_app
 from bot.runtime import Services
 from bot.slack.ids import Callback, Field
 from handlers.text import state_value
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    settings, workflow = services.settings, services.workflow
+    settings, intake = services.settings, services.intake
 
     @app.view(Callback.NEW_APP)
     async def new_app_submitted(
@@ -38,7 +38,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 secret_days=state_value(view, Field.SECRET_EXPIRY),
                 justification=state_value(view, Field.JUSTIFICATION),
             )
-            await asyncio.to_thread(check_request_limits, settings, services.store, user_id)
+            await asyncio.to_thread(intake.check_limits, user_id)
         except ValidationError as error:
             await ack(response_action="errors", errors=error.fields)
             return
@@ -48,7 +48,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         team_id = (body.get("team") or {}).get("id")
         try:
-            await asyncio.to_thread(workflow.submit_new_app, requester_id=user_id, team_id=team_id, data=data)
+            await asyncio.to_thread(intake.submit_new_app, requester_id=user_id, team_id=team_id, data=data)
         except OAuthBotError as error:
             await client.chat_postMessage(channel=user_id, text=f"Your request could not be filed: {error}")
 
@@ -77,6 +77,6 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         await ack()
         try:
-            await asyncio.to_thread(workflow.deny, request_id, actor=user_id, reason=reason)
+            await asyncio.to_thread(intake.deny, request_id, actor=user_id, reason=reason)
         except OAuthBotError as error:
             await client.chat_postMessage(channel=user_id, text=f"Not denied: {error}")

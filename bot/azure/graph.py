@@ -14,7 +14,7 @@ import httpx
 from bot.azure.retry import IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
 from bot.core.clock import iso, parse_iso
 from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown
-from bot.core.model import Application, NewPassword, PasswordCredential, SecretValue
+from bot.core.model import Application, NewPassword, PasswordCredential, SecretValue, TaggedApp
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def application_from_graph(data: dict[str, Any]) -> Application:
     )
 
 
+SCAN_SELECT = "id,appId,displayName,passwordCredentials"
 APP_SELECT = "id,appId,displayName,signInAudience,passwordCredentials"
 
 
@@ -183,6 +184,17 @@ class GraphClient:
                 next_link = page.get("@odata.nextLink")  # it carries the query parameters
                 pending = pages.submit(fetch, next_link, None) if next_link else None
                 yield from page.get("value", [])
+
+    def iter_tagged_apps(self, tag: str, *, expiring_before: datetime) -> Iterator[TaggedApp]:
+        """Every app carrying `tag`, with the secrets that end before `expiring_before` (a scan of
+        tens of thousands: only those secrets are parsed; ISO 8601 UTC timestamps sort as text)."""
+        horizon = iso(expiring_before)[:19]
+        for data in self.iter_applications(select=SCAN_SELECT, filter=f"tags/any(t:t eq '{tag}')"):
+            raw = data.get("passwordCredentials") or ()
+            expiring = tuple(
+                password_from_graph(p) for p in raw if str(p.get("endDateTime") or "9999")[:19] <= horizon
+            )
+            yield TaggedApp(str(data["appId"]), str(data.get("displayName") or ""), len(raw), expiring)
 
     # --- passwords --------------------------------------------------------------------
     def add_password(

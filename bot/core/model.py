@@ -97,6 +97,7 @@ class Request:
     verified: bool | None = None
     notified: bool = False
     error: str | None = None
+    error_code: str | None = None  # the code of the typed error that failed it (bot.core.errors)
     # work distribution
     lease_owner: str | None = None
     lease_until: datetime | None = None
@@ -210,6 +211,16 @@ class Application:
     display_name: str
     sign_in_audience: str
     passwords: tuple[PasswordCredential, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaggedApp:
+    """One app of a tag scan: how many secrets it holds, and those that end before the horizon."""
+
+    client_id: str
+    display_name: str
+    secrets: int
+    expiring: tuple[PasswordCredential, ...]
 
 
 @dataclass(frozen=True)

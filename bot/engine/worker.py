@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from bot.engine.liveness import Liveness
+from bot.engine.runner import Runner
 from bot.store import Store
-from bot.workflow import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +24,16 @@ log = logging.getLogger(__name__)
 class Worker:
     def __init__(
         self,
-        workflow: Workflow,
+        runner: Runner,
         store: Store,
         liveness: Liveness,
         *,
+        before_poll: Callable[[], object] = lambda: None,
         threads: int = 4,
         poll_seconds: float = 5.0,
     ) -> None:
-        self.workflow = workflow
+        self.runner = runner
+        self._before_poll = before_poll  # e.g. expire pending requests past their time
         self.store = store
         self.liveness = liveness
         self.poll_seconds = poll_seconds
@@ -54,14 +57,14 @@ class Worker:
 
     def _run(self, request_id: int, taking_over: str | None) -> bool:
         try:
-            return self.workflow.execute(request_id, taking_over=taking_over)
+            return self.runner.execute(request_id, taking_over=taking_over)
         except Exception:
             log.exception("worker: request %s stopped unexpectedly", request_id)
             return False
 
     def poll_once(self) -> list[Future[bool]]:
         """Claim what nobody is running: new approvals and work a dead process left behind."""
-        self.workflow.expire_stale()
+        self._before_poll()
         started = []
         alive: dict[str, bool] = {}
         for request_id, holder in self.store.approved_leases():
@@ -98,7 +101,7 @@ class Worker:
         """Stop polling; running requests stop at their next step boundary and give their
         lease back, so the next process (or another replica) carries them on at once."""
         self._stop.set()
-        self.workflow.stopping.set()
+        self.runner.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -22,6 +22,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.config import Settings
 from bot.core.errors import ConfigError
+from bot.engine.runner import BoundaryHook, no_hook
 from bot.runtime import Services, build, warm_up
 from bot.slack.client import async_web_client
 
@@ -124,10 +125,16 @@ def bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("server is not listening")
 
 
-async def serve(settings: Settings, listeners: Listeners, *, host: str = "0.0.0.0") -> None:  # noqa: S104 - a container listens on all
+async def serve(
+    settings: Settings,
+    listeners: Listeners,
+    *,
+    host: str = "0.0.0.0",  # noqa: S104 - a container listens on all
+    at_boundary: BoundaryHook = no_hook,
+) -> None:
     """Run until SIGTERM/SIGINT."""
     settings.require_for_serve()
-    services = build(settings)
+    services = build(settings, at_boundary=at_boundary)
     bolt = make_bolt_app(services, listeners)
     server = HttpServer(services, bolt)
     runner = await start_http(server, host, settings.port)

@@ -9,9 +9,9 @@ from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlo
 from slack_sdk.models.views import View
 
 from bot.config import Settings
+from bot.core.access import is_admin
 from bot.core.model import Credential, ManagedApp, Status
-from bot.lifecycle import days_left
-from bot.policy import is_admin
+from bot.flows.lifecycle import days_left
 from bot.slack.views import date, days_phrase, facts, user_mention
 from bot.store import Store
 

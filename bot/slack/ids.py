@@ -23,7 +23,7 @@ class Action(enum.StrEnum):
 
 
 class Field(enum.StrEnum):
-    """Input block IDs; they are also the field names of bot.policy's validation errors."""
+    """Input block IDs; they are also the field names of bot.core.validation's validation errors."""
 
     NAME = "name"
     AUDIENCE = "audience"

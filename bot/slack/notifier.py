@@ -11,10 +11,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Settings
 from bot.core.errors import SlackError
-from bot.core.model import Request
-from bot.lifecycle import Reminder, Retired
+from bot.core.model import IssuedSecret, Request
+from bot.flows.lifecycle import Reminder, Retired
 from bot.slack import views as blocks
-from bot.workflow import IssuedSecret
 
 log = logging.getLogger(__name__)
 

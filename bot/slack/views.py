@@ -38,11 +38,11 @@ from slack_sdk.models.views import View
 
 from bot.config import Settings
 from bot.core.clock import utc
-from bot.core.model import Kind, Request, Status
-from bot.lifecycle import AppView, Reminder, Retired
-from bot.policy import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
+from bot.core.errors import SecretLimitReached
+from bot.core.model import IssuedSecret, Kind, Request, Status
+from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
+from bot.flows.lifecycle import AppView, Reminder, Retired
 from bot.slack.ids import Action, Callback, Field
-from bot.workflow import SECRET_LIMIT_MARK, IssuedSecret
 
 Message = tuple[str, list[dict[str, Any]]]  # (fallback text, blocks)
 
@@ -261,7 +261,7 @@ def _status_line(request: Request) -> list[Any] | None:
 
 
 def at_secret_limit(request: Request) -> bool:
-    return request.kind == Kind.ROTATE and SECRET_LIMIT_MARK in (request.error or "")
+    return request.kind == Kind.ROTATE and request.error_code == SecretLimitReached.code
 
 
 def failed_actions(request: Request) -> ActionsBlock:

@@ -46,6 +46,7 @@ class RequestRow(Base):
     verified: Mapped[bool | None] = mapped_column(Boolean)
     notified: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
     # work distribution
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -178,8 +178,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class BotProcess:
-    """`python -m bot.cli serve` on a loopback port, its output captured in a file, and every
-    log record it makes also written raw, before the redacting filter, to another (tests/rawlog.py)."""
+    """`oauth-bot serve` (through tests/crash/halting.py, which injects the fault hook) on a
+    loopback port, its output captured in a file, and every log record it makes also written
+    raw, before the redacting filter, to another (tests/rawlog.py)."""
 
     def __init__(self, env: dict[str, str], workdir: Path, label: str) -> None:
         self.port = free_port()
@@ -216,7 +217,7 @@ class BotProcess:
         )
 
     def start(self) -> BotProcess:
-        self.process = self._popen("bot.cli", "serve")
+        self.process = self._popen("tests.crash.halting")  # `oauth-bot serve` + the tests' fault hook
         wait_until(lambda: self._healthy() or not self.alive(), timeout=60, what=f"{self.label} /healthz")
         assert self.alive(), f"{self.label} exited:\n{self.output()}"
         return self

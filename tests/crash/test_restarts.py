@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from bot.core.model import Status
+from bot.engine.runner import MAX_ATTEMPTS
 from bot.store import Store
-from bot.workflow import MAX_ATTEMPTS
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.slack_driver import SlackDriver
 from tests.crash.conftest import BotProcess, wait_until

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.core.model import Request, Status
-from bot.policy import AUDIENCE_LABELS
+from bot.core.validation import AUDIENCE_LABELS
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver

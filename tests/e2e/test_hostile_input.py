@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.core.model import Request, Status
-from bot.policy import NewAppInput
+from bot.core.validation import NewAppInput
 from bot.slack import views as blocks
 from bot.slack.ids import Callback, Field
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
@@ -628,7 +628,7 @@ def _pending_request(bot: BackgroundBot, cloud: FakeCloud, name: str) -> dict[st
         secret_days=180,
         justification="A request to deny.",
     )
-    request = bot.services.workflow.submit_new_app(requester_id=DEVELOPER, team_id=None, data=data)
+    request = bot.services.intake.submit_new_app(requester_id=DEVELOPER, team_id=None, data=data)
     card = cloud.slack.message(APPROVAL_CHANNEL, str(request.card_ts))
     assert card is not None
     return card

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.core.model import ManagedApp, Request, Status
-from bot.policy import AUDIENCE_LABELS
+from bot.core.validation import AUDIENCE_LABELS
 from fakes.clock import ManualClock
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, BOT_CLIENT_ID, DEVELOPER, OUTSIDER, FakeCloud
 from fakes.harness import BackgroundBot

@@ -49,8 +49,11 @@ def healthy(url: str) -> bool:
 
 
 def process_env(cloud: FakeCloud, database_url: str, port: int = 0, **extra: str) -> dict[str, str]:
-    """The environment of an `oauth-bot` process: this one's, the fakes' settings, `extra`."""
-    return {**os.environ, **cloud.environment(database_url, port=port), **extra}
+    """The environment of an `oauth-bot` process: this one's, the fakes' settings, `extra`; the
+    repository on PYTHONPATH for `python -m tests.crash.halting` (serve with the fault hook)."""
+    root = str(Path(__file__).resolve().parents[2])
+    python_path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, **cloud.environment(database_url, port=port), "PYTHONPATH": python_path, **extra}
 
 
 def read(path: Path) -> str:

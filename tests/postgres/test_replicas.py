@@ -181,7 +181,7 @@ def test_a_replica_killed_with_claimed_work_is_taken_over_promptly(
         stack.callback(store.engine.dispose)
         output = stack.enter_context(log.open("w"))
         replica_a = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve"],
+            [sys.executable, "-m", "tests.crash.halting"],
             env=env,
             cwd=tmp_path,
             stdout=output,

@@ -14,9 +14,8 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot.core.model import Application, Kind, Request, Status, VaultReference
+from bot.core.model import Application, IssuedSecret, Kind, Request, Status, VaultReference
 from bot.slack import views as blocks
-from bot.workflow import IssuedSecret
 
 REQUESTER = "U0REQUEST1"
 APPROVER = "U0APPROVE1"

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
+from bot.core.access import check_can_decide
 from bot.core.errors import NotAllowed, ValidationError
 from bot.core.model import Kind, Request
-from bot.policy import check_can_decide, validate_new_app
+from bot.core.validation import validate_new_app
 
 
 def settings(**values: Any) -> Settings:

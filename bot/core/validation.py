@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from bot.config import Settings
-from bot.core.errors import NotAllowed, RateLimited, ValidationError
-from bot.core.model import OPEN_STATUSES, REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES, Request
-from bot.store import Store
+from bot.core.errors import ValidationError
+from bot.core.model import REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES
 
 MAX_NAME = 120
 MAX_DESCRIPTION = 120
@@ -183,31 +181,3 @@ def validate_new_app(
         secret_days=days,
         justification=reason,
     )
-
-
-def is_admin(settings: Settings, user_id: str) -> bool:
-    return user_id in settings.admins
-
-
-def check_can_decide(settings: Settings, user_id: str, request: Request) -> None:
-    """Only an admin may approve or deny, and never their own request."""
-    if not is_admin(settings, user_id):
-        raise NotAllowed("Only the oauth-bot admins can approve or deny requests.")
-    if request.requester_id == user_id:
-        raise NotAllowed("You cannot approve or deny your own request; another admin has to.")
-
-
-def check_request_limits(settings: Settings, store: Store, requester_id: str) -> None:
-    """Stop one person from flooding the approvers."""
-    open_requests = [r for r in store.requests_by(requester_id) if r.status in OPEN_STATUSES]
-    if len(open_requests) >= settings.oauth_bot_max_open_requests:
-        raise RateLimited(
-            f"You already have {len(open_requests)} open requests (the limit is "
-            f"{settings.oauth_bot_max_open_requests}). Wait for them to be decided, or cancel one."
-        )
-    recent = store.count_recent_requests(requester_id, store.now() - timedelta(hours=1))
-    if recent >= settings.oauth_bot_max_requests_per_hour:
-        raise RateLimited(
-            f"You have made {recent} requests in the last hour (the limit is "
-            f"{settings.oauth_bot_max_requests_per_hour}). Try again later."
-        )

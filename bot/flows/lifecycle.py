@@ -15,18 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.azure.graph import GraphClient, password_from_graph
-from bot.azure.vault import Vault
 from bot.config import Settings
-from bot.core.clock import iso, utc
-from bot.core.errors import NotAllowed, NotFound, OAuthBotError
-from bot.core.model import Application, CredentialStatus, ManagedApp, PasswordCredential
-from bot.policy import is_admin
-from bot.store import Store
-from bot.workflow import APP_TAG
+from bot.core.access import Access, AppAction
+from bot.core.clock import utc
+from bot.core.errors import NotAllowed, OAuthBotError
+from bot.core.model import APP_TAG, Application, CredentialStatus, ManagedApp, PasswordCredential, TaggedApp
+from bot.core.ports import Directory, Repository, SecretStore
 
 log = logging.getLogger(__name__)
-SCAN_SELECT = "id,appId,displayName,passwordCredentials"
 
 
 @dataclass(frozen=True)
@@ -91,12 +87,14 @@ class Lifecycle:
         self,
         *,
         settings: Settings,
-        store: Store,
-        graph: GraphClient,
-        vault: Vault,
+        store: Repository,
+        graph: Directory,
+        vault: SecretStore,
         notifier: LifecycleNotifier,
+        access: Access,
     ) -> None:
         self.settings = settings
+        self.access = access
         self.store = store
         self.graph = graph
         self.vault = vault
@@ -105,7 +103,7 @@ class Lifecycle:
     # --- what exists ------------------------------------------------------------------
     def visible_apps(self, user_id: str, *, everyone: bool = False) -> list[ManagedApp]:
         """Your apps; with `everyone`, an admin sees every app the bot manages."""
-        if everyone and not is_admin(self.settings, user_id):
+        if everyone and not self.access.is_admin(user_id):
             raise NotAllowed("Only the oauth-bot admins can list every app.")
         return self.store.managed_apps(owner=None if everyone else user_id)
 
@@ -116,16 +114,8 @@ class Lifecycle:
         return AppView(app, self._secrets(app, current), self._owners(app), self._portal_url(app))
 
     def find_visible(self, user_id: str, target: str) -> ManagedApp:
-        target = target.strip()
-        app = self.store.managed_app(target) or next(iter(self.store.managed_apps_named(target)), None)
-        if app is None:
-            raise NotFound(
-                f"oauth-bot does not manage an app with client ID or name {target!r}; "
-                "it only manages the app registrations it created."
-            )
-        if not is_admin(self.settings, user_id) and user_id not in self._owners(app):
-            raise NotFound(f"You are not an owner of an app {target!r} that oauth-bot manages.")
-        return app
+        """The app named, if this person may see it (the same rules as every other command)."""
+        return self.access.find(user_id, target, AppAction.VIEW)
 
     def _owners(self, app: ManagedApp) -> tuple[str, ...]:
         return tuple(o.slack_user_id for o in self.store.owners(app.client_id))
@@ -164,20 +154,16 @@ class Lifecycle:
     def scan(self) -> ScanReport:
         report = ScanReport()
         now = self.store.now()
-        # ISO 8601 UTC timestamps sort as text: skip the far-from-expiry majority without parsing.
-        horizon = iso(now + timedelta(days=max(self.settings.reminder_days, default=0) + 1))
-        for data in self.graph.iter_applications(select=SCAN_SELECT, filter=f"tags/any(t:t eq '{APP_TAG}')"):
+        horizon = now + timedelta(days=max(self.settings.reminder_days, default=0) + 1)
+        for app in self.graph.iter_tagged_apps(APP_TAG, expiring_before=horizon):
             report.apps += 1
-            for raw in data.get("passwordCredentials") or ():
-                report.secrets += 1
-                if str(raw.get("endDateTime") or "9999")[:19] > horizon[:19]:
-                    continue
-                password = password_from_graph(raw)
+            report.secrets += app.secrets
+            for password in app.expiring:
                 left = days_left(password.end, now)
                 threshold = None if left is None else self.threshold_for(left)
                 if threshold is None or left is None or password.end is None:
                     continue
-                reminder = self._remind(data, password, left, threshold)
+                reminder = self._remind(app, password, left, threshold)
                 if reminder is not None:
                     report.reminders.append(reminder)
         if report.reminders:
@@ -195,9 +181,9 @@ class Lifecycle:
         return report
 
     def _remind(
-        self, data: dict[str, object], password: PasswordCredential, left: int, threshold: int
+        self, app: TaggedApp, password: PasswordCredential, left: int, threshold: int
     ) -> Reminder | None:
-        client_id = str(data["appId"])
+        client_id = app.client_id
         owners = [o.slack_user_id for o in self.store.owners(client_id)]
         if not owners or password.end is None:
             return None  # not an app this installation created
@@ -205,7 +191,7 @@ class Lifecycle:
             return None  # already sent for this threshold
         reminder = Reminder(
             client_id=client_id,
-            app_name=str(data.get("displayName") or ""),
+            app_name=app.display_name,
             key_id=password.key_id,
             description=password.display_name,
             hint=password.hint,

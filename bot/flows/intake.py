@@ -1,0 +1,347 @@
+"""Requests coming in and decisions on them: file, approve, deny, cancel, retry, expire, and
+"Retire oldest and rotate". Each decision is a compare-and-set first; its side effects come after."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from bot.config import Settings
+from bot.core.access import Access, AppAction, check_can_decide
+from bot.core.errors import (
+    CardNotPosted,
+    Conflict,
+    NotAllowed,
+    NotFound,
+    RateLimited,
+    RemoteError,
+    SecretLimitReached,
+    SecretRemovalNeedsConfirmation,
+)
+from bot.core.model import (
+    OPEN_STATUSES,
+    Application,
+    Kind,
+    ManagedApp,
+    PasswordCredential,
+    Request,
+    Status,
+    StepState,
+    require_status,
+)
+from bot.core.ports import Directory, Notifier, Repository
+from bot.core.validation import NewAppInput
+from bot.flows.outcomes import Outcomes
+
+log = logging.getLogger(__name__)
+
+
+class Intake:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Repository,
+        graph: Directory,
+        notifier: Notifier,
+        access: Access,
+        outcomes: Outcomes,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.graph = graph
+        self.notifier = notifier
+        self.access = access
+        self.outcomes = outcomes
+
+    def submit_new_app(self, *, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
+        """Store a pending request, post its approval card and confirm to the requester."""
+        request = self._file(
+            Request(
+                kind=Kind.NEW_APP,
+                requester_id=requester_id,
+                team_id=team_id,
+                display_name=data.display_name,
+                sign_in_audience=data.sign_in_audience,
+                redirect_uri=data.redirect_uri,
+                redirect_platform=data.redirect_platform,
+                secret_description=data.secret_description,
+                secret_days=data.secret_days,
+                justification=data.justification,
+            )
+        )
+        self.announce(request)
+        return request
+
+    def _file(self, request: Request) -> Request:
+        """Store a new pending request (within the requester's limits) and audit it."""
+        request.uid, request.status, request.notified, request.attempts = (
+            uuid.uuid4().hex,
+            Status.PENDING,
+            False,
+            0,
+        )
+        with self.store.atomic():
+            self.store.lock_requester(request.requester_id)  # count and insert as one, on any replica
+            check_request_limits(self.settings, self.store, request.requester_id)
+            self.store.add_request(request, ttl=timedelta(days=self.settings.oauth_bot_request_ttl_days))
+            self.store.audit(
+                request.requester_id,
+                "request.submitted",
+                request_id=request.id,
+                kind=request.kind,
+                display_name=request.display_name,
+                client_id=request.client_id,
+            )
+        return request
+
+    def submit_rotation(self, *, requester_id: str, team_id: str | None, target: str) -> Request:
+        """File a rotation; owners may rotate without approval when the setting allows it."""
+        app = self.access.find(requester_id, target, AppAction.MANAGE)
+        today = self.store.now().strftime("%Y-%m-%d")
+        request = self._file(
+            Request(
+                kind=Kind.ROTATE,
+                requester_id=requester_id,
+                team_id=team_id,
+                display_name=app.display_name,
+                sign_in_audience=app.sign_in_audience,
+                secret_description=f"Rotated by oauth-bot {today}",
+                secret_days=self.settings.default_secret_days,
+                justification="Rotate the client secret",
+                client_id=app.client_id,
+                object_id=app.object_id,
+                grace_days=self.settings.oauth_bot_grace_days,
+            )
+        )
+        self_service = self.settings.oauth_bot_owner_self_rotate and self.access.is_owner(app, requester_id)
+        if self_service:
+            self.outcomes.move(
+                request.id,
+                actor=requester_id,
+                action="request.approved",
+                from_status=[Status.PENDING],
+                to_status=Status.APPROVED,
+                detail={"self_service": True},
+                approver_id=requester_id,
+                decided_at=self.store.now(),
+            )
+            return self.store.get_request(request.id)
+        self.announce(request)
+        return request
+
+    def announce(self, request: Request) -> None:
+        """Post the approval card (once) and confirm to the requester.
+
+        A request whose card cannot be posted is failed at once (no admin would ever see it),
+        and the requester is told why."""
+        if request.card_ts is None:
+            try:
+                channel, ts = self.notifier.post_request_card(request)
+            except RemoteError as error:
+                message = (
+                    f"the approval card could not be posted ({error}). The oauth-bot admins must check "
+                    "OAUTH_BOT_APPROVAL_CHANNEL and invite the bot to that channel; then ask again."
+                )
+                log.error("request %s: approval card not posted: %s", request.id, error)
+                self.outcomes.safely(
+                    self.notifier.alert_admins, f"oauth-bot could not post request #{request.id}: {message}"
+                )
+                self.outcomes.move(
+                    request.id,
+                    actor="oauth-bot",
+                    action="request.failed",
+                    from_status=[Status.PENDING],
+                    to_status=Status.FAILED,
+                    detail={"error": message},
+                    error=message,
+                )
+                raise CardNotPosted(f"Request #{request.id} was not filed: {message}") from None
+            self.store.update_request(request.id, card_channel=channel, card_ts=ts)
+            request.card_channel, request.card_ts = channel, ts
+        self.outcomes.safely(self.notifier.request_received, request)
+
+    def check_can_deny(self, request_id: int, *, actor: str) -> None:
+        """Before the deny-reason form opens: the clicker may decide, and it is still pending."""
+        request = self.store.get_request(request_id)
+        check_can_decide(self.settings, actor, request)
+        require_status(request, Status.PENDING)
+
+    def check_limits(self, requester_id: str) -> None:
+        """RateLimited if this person may not file another request now (checked again on filing)."""
+        check_request_limits(self.settings, self.store, requester_id)
+
+    def approve(self, request_id: int, *, actor: str, retire_old_now: bool = False) -> Request:
+        """Move pending → approved exactly once; the caller then hands it to the worker and
+        refreshes the card (in parallel: the card is not on the way to the secret)."""
+        request = self.store.get_request(request_id)
+        check_can_decide(self.settings, actor, request)
+        extra = {"grace_days": 0.0} if retire_old_now and request.kind == Kind.ROTATE else {}
+        self.outcomes.move(
+            request_id,
+            actor=actor,
+            action="request.approved",
+            from_status=[Status.PENDING],
+            to_status=Status.APPROVED,
+            detail={"retire_old_now": bool(extra)},
+            approver_id=actor,
+            decided_at=self.store.now(),
+            **extra,
+        )
+        return self.store.get_request(request_id)
+
+    def deny(self, request_id: int, *, actor: str, reason: str) -> Request:
+        request = self.store.get_request(request_id)
+        check_can_decide(self.settings, actor, request)
+        self.outcomes.move(
+            request_id,
+            actor=actor,
+            action="request.denied",
+            from_status=[Status.PENDING],
+            to_status=Status.DENIED,
+            detail={"reason_length": len(reason)},
+            approver_id=actor,
+            decided_at=self.store.now(),
+            deny_reason=reason,
+        )
+        self.outcomes.refresh_card(request_id)
+        request = self.store.get_request(request_id)
+        self.outcomes.safely(self.notifier.request_denied, request)
+        return request
+
+    def cancel(self, request_id: int, *, actor: str) -> Request:
+        request = self.store.get_request(request_id)
+        if request.requester_id != actor:
+            raise NotAllowed("Only the person who asked can cancel a request.")
+        self.outcomes.move(
+            request_id,
+            actor=actor,
+            action="request.cancelled",
+            from_status=[Status.PENDING],
+            to_status=Status.CANCELLED,
+            decided_at=self.store.now(),
+        )
+        self.outcomes.refresh_card(request_id)
+        request = self.store.get_request(request_id)
+        self.outcomes.safely(self.notifier.request_cancelled, request)
+        return request
+
+    def retry(self, request_id: int, *, actor: str) -> Request:
+        """An admin sends a failed request through the workflow again (every step is safe to repeat)."""
+        request = self.store.get_request(request_id)
+        check_can_decide(self.settings, actor, request)
+        self.outcomes.move(
+            request_id,
+            actor=actor,
+            action="request.retried",
+            from_status=[Status.FAILED],
+            to_status=Status.APPROVED,
+            error=None,
+            error_code=None,
+            attempts=0,
+        )
+        self.outcomes.refresh_card(request_id)
+        return self.store.get_request(request_id)
+
+    def expire_stale(self) -> list[int]:
+        """Pending requests past their time: the card says so, the requester is told."""
+        expired = []
+        for request in self.store.expired_pending():
+            try:
+                self.outcomes.move(
+                    request.id,
+                    actor="oauth-bot",
+                    action="request.expired",
+                    from_status=[Status.PENDING],
+                    to_status=Status.EXPIRED,
+                )
+            except Conflict:
+                continue  # decided meanwhile, or expired by another replica
+            self.outcomes.refresh_card(request.id)
+            self.outcomes.safely(self.notifier.request_expired, self.store.get_request(request.id))
+            expired.append(request.id)
+        return expired
+
+    # --- execution (called by the worker) ---------------------------------------------
+
+    def retire_oldest_and_retry(self, request_id: int, *, actor: str, key_id: str | None = None) -> Request:
+        """For a rotation that an admin approved and that failed at the two-secret limit: send it
+        back to the worker, which first removes a secret to make room (a logged step), then rotates.
+
+        The status change comes first (a compare-and-set), so a double click removes at most one
+        secret. Without `key_id` the secret is the oldest one oauth-bot issued; a secret oauth-bot
+        did not issue is removed only when an admin names it (`key_id`, confirmed by name and
+        Secret ID): otherwise SecretRemovalNeedsConfirmation says which one it would be."""
+        request = self.store.get_request(request_id)
+        require_status(request, Status.FAILED)
+        approved = request.approver_id is not None
+        if request.kind != Kind.ROTATE or not approved or not self._failed_at_secret_limit(request):
+            raise Conflict(
+                f"Request #{request_id} did not fail at the two-secret limit after an approval: "
+                "nothing is retired for it."
+            )
+        app = self.store.managed_app(request.client_id or "")
+        if app is None:
+            raise NotFound(f"Request #{request_id} has no app the bot manages.")
+        self.access.authorize(app, actor, AppAction.MANAGE)
+        current = self.graph.get_application(app.object_id)
+        if current is None or not current.passwords:
+            raise NotFound(f"{app.display_name} has no client secret to retire.")
+        target = self._secret_to_retire(app, current, actor, key_id)
+        self.outcomes.move(
+            request_id,
+            actor=actor,
+            action="request.retried",
+            from_status=[Status.FAILED],
+            to_status=Status.APPROVED,
+            detail={"retire_key_id": target.key_id, "issued_by_oauth_bot": key_id is None},
+            error=None,
+            error_code=None,
+            attempts=0,
+        )
+        self.store.record_step(
+            request_id, "retire_oldest", StepState.REQUESTED, key_id=target.key_id, actor=actor
+        )
+        return self.store.get_request(request_id)
+
+    def _secret_to_retire(
+        self, app: ManagedApp, current: Application, actor: str, key_id: str | None
+    ) -> PasswordCredential:
+        if key_id is not None:
+            if not self.access.is_admin(actor):
+                raise NotAllowed(
+                    "Only an oauth-bot admin can remove a client secret that oauth-bot did not issue."
+                )
+            named = next((p for p in current.passwords if p.key_id == key_id), None)
+            if named is None:
+                raise NotFound(f"{app.display_name} has no client secret with Secret ID {key_id}.")
+            return named
+        issued = {c.key_id for c in self.store.credentials(app.client_id)}
+        ours = [p for p in current.passwords if p.key_id in issued]
+        if ours:
+            return min(ours, key=lambda p: p.end or self.store.now())
+        oldest = min(current.passwords, key=lambda p: p.end or self.store.now())
+        raise SecretRemovalNeedsConfirmation(app.display_name, oldest)
+
+    def _failed_at_secret_limit(self, request: Request) -> bool:
+        failures = [
+            s for s in self.store.steps(request.id) if s.step == "request" and s.state == StepState.FAILED
+        ]
+        return bool(failures) and failures[-1].detail.get("code") == SecretLimitReached.code
+
+
+def check_request_limits(settings: Settings, store: Repository, requester_id: str) -> None:
+    """Stop one person from flooding the approvers."""
+    open_requests = [r for r in store.requests_by(requester_id) if r.status in OPEN_STATUSES]
+    if len(open_requests) >= settings.oauth_bot_max_open_requests:
+        raise RateLimited(
+            f"You already have {len(open_requests)} open requests (the limit is "
+            f"{settings.oauth_bot_max_open_requests}). Wait for them to be decided, or cancel one."
+        )
+    recent = store.count_recent_requests(requester_id, store.now() - timedelta(hours=1))
+    if recent >= settings.oauth_bot_max_requests_per_hour:
+        raise RateLimited(
+            f"You have made {recent} requests in the last hour (the limit is "
+            f"{settings.oauth_bot_max_requests_per_hour}). Try again later."
+        )

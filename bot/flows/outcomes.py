@@ -1,0 +1,110 @@
+"""How a request's state changes and who hears of it: the compare-and-set with its audit event,
+the approval card kept current, the requester told, and Slack-side failures kept from undoing
+a decision."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from bot.config import Settings
+from bot.core.errors import Conflict, OAuthBotError, RemoteError
+from bot.core.model import IssuedSecret, Request, Status, StepState
+from bot.core.ports import Notifier, Repository, Steps
+
+log = logging.getLogger(__name__)
+CARD_LOCKS = 64  # card updates of one request are serialised; requests share a fixed set of locks
+
+
+def started(store: Repository, request: Request, name: str) -> bool:
+    return any(s.step == name and s.state == StepState.STARTED for s in store.steps(request.id))
+
+
+def finished(store: Repository, request: Request, name: str) -> bool:
+    return any(s.step == name and s.state == StepState.FINISHED for s in store.steps(request.id))
+
+
+class Outcomes:
+    def __init__(self, *, settings: Settings, store: Repository, notifier: Notifier, steps: Steps) -> None:
+        self.settings = settings
+        self.store = store
+        self.notifier = notifier
+        self.steps = steps
+        self.on_change: Callable[[list[str]], None] = lambda _users: None  # e.g. refresh App Homes
+        self._card_locks = [threading.Lock() for _ in range(CARD_LOCKS)]
+
+    def move(
+        self,
+        request_id: int,
+        *,
+        actor: str,
+        action: str,
+        from_status: list[Status],
+        to_status: Status,
+        detail: dict[str, Any] | None = None,
+        **values: Any,
+    ) -> None:
+        """Compare-and-set the status and write its audit event in one transaction; Conflict
+        if another click, replica or job moved it first."""
+        with self.store.atomic():
+            if not self.store.transition(request_id, from_status=from_status, to_status=to_status, **values):
+                raise Conflict(_already(self.store.get_request(request_id)))
+            self.store.audit(actor, action, request_id=request_id, **(detail or {}))
+
+    def fail(self, request: Request, message: str, code: str | None) -> None:
+        """The engine's report of a failed run: approved → failed (with the error's code), the card
+        and the requester told."""
+        try:
+            self.move(
+                request.id,
+                actor="oauth-bot",
+                action="request.failed",
+                from_status=[Status.APPROVED],
+                to_status=Status.FAILED,
+                detail={"error": message, "code": code},
+                error=message,
+                error_code=code,
+            )
+        except Conflict:
+            return  # no longer ours to fail
+        self.refresh_card(request.id)
+        self.safely(self.notifier.request_failed, self.store.get_request(request.id), message)
+
+    def finish(self, request: Request, issued: IssuedSecret) -> None:
+        if not request.notified and not finished(self.store, request, "notify"):
+
+            def notify() -> None:
+                self.notifier.secret_ready(request, issued)
+                self.store.update_request(request.id, notified=True)
+
+            self.steps.run(request, "notify", notify)
+        self.move(
+            request.id,
+            actor="oauth-bot",
+            action="request.completed",
+            from_status=[Status.APPROVED],
+            to_status=Status.COMPLETED,
+            detail={"client_id": issued.app.client_id},
+        )
+        self.refresh_card(request.id)
+
+    def refresh_card(self, request_id: int) -> None:
+        """Show the request's current state on its card. Updates of one request are
+        serialised and each re-reads the state, so a late "creating…" cannot overwrite "done"."""
+        with self._card_locks[request_id % CARD_LOCKS]:
+            request = self.store.get_request(request_id)
+            self.safely(self.notifier.update_request_card, request)
+        self.on_change([request.requester_id, *sorted(self.settings.admins)])
+
+    def safely(self, action: Callable[..., Any], *args: Any) -> None:
+        """Slack side effects after a decision is stored must not undo the decision."""
+        try:
+            action(*args)
+        except (RemoteError, OAuthBotError) as error:
+            log.warning("could not %s: %s", getattr(action, "__name__", "notify"), error)
+
+
+def _already(request: Request) -> str:
+    return f"Request #{request.id} is already {request.status}."
