@@ -12,7 +12,7 @@ from bot.core.access import is_admin
 from bot.core.errors import OAuthBotError, SecretRemovalNeedsConfirmation
 from bot.core.model import Status
 from bot.runtime import Services
-from bot.slack import views as blocks
+from bot.slack import cards, modals
 from bot.slack.ids import Action
 from handlers.text import error_text
 
@@ -74,7 +74,7 @@ def register(app: AsyncApp, services: Services) -> None:
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
-        await client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_reason_modal(request_id))
+        await client.views_open(trigger_id=body["trigger_id"], view=modals.deny_reason_modal(request_id))
 
     @app.action(Action.CANCEL)
     async def cancel_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -105,7 +105,7 @@ def register(app: AsyncApp, services: Services) -> None:
             if not is_admin(settings, actor):
                 await _tell(client, body, f"{error_text(error)} Ask an oauth-bot admin to confirm it.")
                 return
-            text, confirm = blocks.confirm_foreign_removal(request_id, error.app_name, error.secret)
+            text, confirm = cards.confirm_foreign_removal(request_id, error.app_name, error.secret)
             await _show(client, body, text, confirm)
             return
         except OAuthBotError as error:

@@ -12,7 +12,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.errors import OAuthBotError
 from bot.core.model import Status
 from bot.runtime import Services
-from bot.slack import views as blocks
+from bot.slack import lists, modals
+from bot.slack.views import USAGE, Message
 from handlers.text import error_text, inert
 
 SECRET_USAGE = (
@@ -30,7 +31,7 @@ def register(app: AsyncApp, services: Services) -> None:
         services.worker,
     )
 
-    async def answer(respond: AsyncRespond, message: blocks.Message) -> None:
+    async def answer(respond: AsyncRespond, message: Message) -> None:
         text, body = message
         await respond(text=text, blocks=body, response_type="ephemeral", replace_original=False)
 
@@ -43,7 +44,7 @@ def register(app: AsyncApp, services: Services) -> None:
         match subcommand.lower():
             case "new":
                 await ack()
-                view = blocks.new_app_modal(settings, name=rest.strip(), channel_id=command.get("channel_id"))
+                view = modals.new_app_modal(settings, name=rest.strip(), channel_id=command.get("channel_id"))
                 try:
                     await client.views_open(trigger_id=command["trigger_id"], view=view)
                 except SlackApiError as error:
@@ -61,7 +62,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 except OAuthBotError as error:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
-                await answer(respond, blocks.app_list(views, everyone=everyone, total=len(apps)))
+                await answer(respond, lists.app_list(views, everyone=everyone, total=len(apps)))
             case "show":
                 if not rest.strip():
                     await ack(text="Usage: `/oauth-app show &lt;client-id&gt;`")
@@ -73,11 +74,11 @@ def register(app: AsyncApp, services: Services) -> None:
                 except OAuthBotError as error:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
-                await answer(respond, blocks.app_detail(details, str(settings.azure_tenant_id)))
+                await answer(respond, lists.app_detail(details, str(settings.azure_tenant_id)))
             case "" | "help":
-                await ack(text=blocks.USAGE)
+                await ack(text=USAGE)
             case _:
-                await ack(text=f"Unknown subcommand {inert(subcommand)}.\n\n{blocks.USAGE}")
+                await ack(text=f"Unknown subcommand {inert(subcommand)}.\n\n{USAGE}")
 
     @app.command("/oauth-secret")
     async def oauth_secret(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -111,7 +112,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 except OAuthBotError as error:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
-                await answer(respond, blocks.secrets_list(view))
+                await answer(respond, lists.secrets_list(view))
             case "" | "help":
                 await ack(text=SECRET_USAGE)
             case "rotate" | "list":

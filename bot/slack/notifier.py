@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.core.errors import SlackError
 from bot.core.model import IssuedSecret, Request
 from bot.flows.lifecycle import Reminder, Retired
-from bot.slack import views as blocks
+from bot.slack import cards, lists, views
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,11 @@ class SlackNotifier:
         except SlackClientError as error:
             raise SlackError(f"Slack {method} failed: {type(error).__name__}") from None
 
-    def _post(self, channel: str, message: blocks.Message, **extra: Any) -> Any:
+    def _post(self, channel: str, message: views.Message, **extra: Any) -> Any:
         text, body = message
         return self._call("chat.postMessage", channel=channel, text=text, blocks=body, **extra)
 
-    def _dm(self, user_id: str, message: blocks.Message) -> None:
+    def _dm(self, user_id: str, message: views.Message) -> None:
         self._post(user_id, message)
 
     def user_email(self, user_id: str) -> str | None:
@@ -51,58 +51,58 @@ class SlackNotifier:
         return str(email) if email else None
 
     def post_request_card(self, request: Request) -> tuple[str, str]:
-        response = self._post(self._approval_channel, blocks.request_card(request))
+        response = self._post(self._approval_channel, cards.request_card(request))
         return str(response["channel"]), str(response["ts"])
 
     def update_request_card(self, request: Request) -> None:
         if request.card_channel and request.card_ts:
-            text, body = blocks.request_card(request)
+            text, body = cards.request_card(request)
             self._call(
                 "chat.update", channel=request.card_channel, ts=request.card_ts, text=text, blocks=body
             )
 
     def request_received(self, request: Request) -> None:
-        self._dm(request.requester_id, blocks.request_received(request, self._approval_channel))
+        self._dm(request.requester_id, cards.request_received(request, self._approval_channel))
 
     def request_denied(self, request: Request) -> None:
-        self._dm(request.requester_id, blocks.request_denied(request))
+        self._dm(request.requester_id, cards.request_denied(request))
 
     def request_cancelled(self, request: Request) -> None:
-        self._dm(request.requester_id, blocks.simple(f"Request #{request.id} was cancelled."))
+        self._dm(request.requester_id, views.simple(f"Request #{request.id} was cancelled."))
 
     def request_expired(self, request: Request) -> None:
         self._dm(
             request.requester_id,
-            blocks.simple(
+            views.simple(
                 f"Request #{request.id} expired: nobody decided in time. Ask again if you still need it."
             ),
         )
 
     def secret_ready(self, request: Request, issued: IssuedSecret) -> None:
-        self._dm(request.requester_id, blocks.secret_ready(request, issued))
+        self._dm(request.requester_id, cards.secret_ready(request, issued))
 
     def expiry_reminder(self, reminder: Reminder) -> None:
         for owner in reminder.owners:
-            self._dm(owner, blocks.expiry_reminder(reminder))
+            self._dm(owner, lists.expiry_reminder(reminder))
 
     def expiry_digest(self, reminders: list[Reminder]) -> None:
-        self._post(self._approval_channel, blocks.expiry_digest(reminders))
+        self._post(self._approval_channel, lists.expiry_digest(reminders))
 
     def secret_retired(self, retired: Retired) -> None:
         for owner in retired.owners:
-            self._dm(owner, blocks.secret_retired(retired))
+            self._dm(owner, lists.secret_retired(retired))
 
     def alert_admins(self, text: str) -> None:
         """A DM to every admin, for problems the approvals channel cannot show."""
         for admin in sorted(self._admins):
-            self._dm(admin, blocks.simple(text))
+            self._dm(admin, views.simple(text))
 
     def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
         self._call("views.publish", user_id=user_id, view=view)
 
     def request_failed(self, request: Request, message: str) -> None:
-        self._dm(request.requester_id, blocks.request_failed(request, message))
+        self._dm(request.requester_id, cards.request_failed(request, message))
         if request.card_channel and request.card_ts:
             self._post(
-                request.card_channel, blocks.request_failed(request, message), thread_ts=request.card_ts
+                request.card_channel, cards.request_failed(request, message), thread_ts=request.card_ts
             )

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from bot.core.model import Request, Status
 from bot.core.validation import NewAppInput
-from bot.slack import views as blocks
+from bot.slack import views
 from bot.slack.ids import Callback, Field
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
@@ -196,7 +196,7 @@ def _expect_command_answer(cloud: FakeCloud, command: str, text: str, mark: dict
         assert element.get("initial_value") == (rest.strip()[:3000] or None)
         return json.dumps(view, ensure_ascii=False)
     if subcommand in ("", "help"):
-        assert acked == [blocks.USAGE if command == "/oauth-app" else SECRET_USAGE], acked
+        assert acked == [views.USAGE if command == "/oauth-app" else SECRET_USAGE], acked
         return acked[0]
     if command == "/oauth-app" and subcommand == "show" and not rest.strip():
         assert acked == ["Usage: `/oauth-app show &lt;client-id&gt;`"], acked
@@ -219,7 +219,7 @@ def _expect_command_answer(cloud: FakeCloud, command: str, text: str, mark: dict
         shown = list(wait_until(responded, timeout=5, what="the not-found answer"))
         assert len(shown) == 1 and shown[0].startswith("oauth-bot does not manage an app"), shown
         return shown[0]
-    usage = blocks.USAGE if command == "/oauth-app" else SECRET_USAGE
+    usage = views.USAGE if command == "/oauth-app" else SECRET_USAGE
     assert len(acked) == 1 and acked[0].startswith("Unknown subcommand `"), acked
     assert acked[0].endswith(usage)
     return acked[0]

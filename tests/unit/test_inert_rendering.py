@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.core.model import Application, IssuedSecret, Kind, Request, Status, VaultReference
-from bot.slack import views as blocks
+from bot.slack import cards, views
 
 REQUESTER = "U0REQUEST1"
 APPROVER = "U0APPROVE1"
@@ -161,7 +161,7 @@ def live_problems(node: Any, where: str = "") -> list[str]:
     return problems
 
 
-def assert_inert(hostile: blocks.Message, benign: blocks.Message, shown: list[str]) -> None:
+def assert_inert(hostile: views.Message, benign: views.Message, shown: list[str]) -> None:
     """Same fallback text and same non-literal structure as for harmless input; no live user
     text; and each user string is there, verbatim, inside literal text."""
     hostile_text, hostile_blocks = hostile
@@ -212,8 +212,8 @@ ALL_HOSTILE = "".join(HOSTILE)
 def test_the_approval_card_shows_user_text_only_literally(**values: Any) -> None:
     """request_card in every status and kind: names, redirect URIs, descriptions,
     justifications and deny reasons are only in literal text; nothing else changes."""
-    hostile = blocks.request_card(_request(**values))
-    benign = blocks.request_card(_request(**_harmless_twin(values)))
+    hostile = cards.request_card(_request(**values))
+    benign = cards.request_card(_request(**_harmless_twin(values)))
     shown = [values["name"]]
     if values["kind"] == Kind.NEW_APP:
         shown += [values["justification"], values["description"], values["redirect"] or ""]
@@ -236,8 +236,8 @@ def test_the_approval_card_shows_user_text_only_literally(**values: Any) -> None
 def test_the_confirmation_dm_shows_user_text_only_literally(**values: Any) -> None:
     """request_received: the requester's confirmation repeats the request without making any of
     it a mention, link or formatting; its only channel link is the approval channel."""
-    hostile = blocks.request_received(_request(**values), APPROVAL_CHANNEL)
-    benign = blocks.request_received(_request(**_harmless_twin(values)), APPROVAL_CHANNEL)
+    hostile = cards.request_received(_request(**values), APPROVAL_CHANNEL)
+    benign = cards.request_received(_request(**_harmless_twin(values)), APPROVAL_CHANNEL)
     shown = [values["name"]]
     if values["kind"] == Kind.NEW_APP:
         shown += [values["justification"], values["description"], values["redirect"] or ""]
@@ -259,8 +259,8 @@ def test_the_denial_dm_shows_the_reason_only_literally(name: str, reason: str) -
         "description": "D",
         "justification": "J",
     }
-    hostile = blocks.request_denied(_request(**values, reason=reason))
-    benign = blocks.request_denied(_request(**{**values, "name": "N"}, reason="X"))
+    hostile = cards.request_denied(_request(**values, reason=reason))
+    benign = cards.request_denied(_request(**{**values, "name": "N"}, reason="X"))
     assert_inert(hostile, benign, [reason])
 
 
@@ -281,8 +281,8 @@ def test_the_ready_dm_shows_the_app_name_and_description_only_literally(
         justification="J",
         reason=None,
     )
-    hostile = blocks.secret_ready(request, _issued(name, description))
-    benign = blocks.secret_ready(request, _issued("N", "D"))
+    hostile = cards.secret_ready(request, _issued(name, description))
+    benign = cards.secret_ready(request, _issued("N", "D"))
     assert_inert(hostile, benign, [name, description])
 
 

@@ -1,0 +1,131 @@
+"""The modals: the new-app request form and the deny reason."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    InputBlock,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    RadioButtonsElement,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.config import Settings
+from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
+from bot.slack.ids import Action, Callback, Field
+
+
+def new_app_modal(settings: Settings, *, name: str = "", channel_id: str | None = None) -> dict[str, Any]:
+    """The request form, with the name typed after `/oauth-app new` filled in."""
+    view = copy.deepcopy(
+        _new_app_form(
+            settings.secret_lifetime_choices, settings.default_secret_days, settings.oauth_bot_max_secret_days
+        )
+    )
+    if name:
+        view["blocks"][0]["element"]["initial_value"] = name[:3000]
+    view["private_metadata"] = json.dumps({"channel_id": channel_id})
+    return view
+
+
+@functools.cache
+def _new_app_form(lifetimes: tuple[int, ...], default_days: int, max_days: int) -> dict[str, Any]:
+    """The form built and checked once per policy (slack_sdk's models validate lengths)."""
+    audience_options = [Option(value=key, text=label) for key, label in AUDIENCE_LABELS.items()]
+    platform_options = [Option(value=key, text=label) for key, label in PLATFORM_LABELS.items()]
+    lifetime_options = [Option(value=str(days), text=lifetime_label(days)) for days in lifetimes]
+    default_lifetime = next(o for o in lifetime_options if o.value == str(default_days))
+    view = View(
+        type="modal",
+        callback_id=Callback.NEW_APP,
+        title=PlainTextObject(text="New app registration"),
+        submit=PlainTextObject(text="Request"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=[
+            InputBlock(
+                block_id=Field.NAME,
+                label="Name",
+                hint="The user-facing display name for this application.",
+                element=PlainTextInputElement(
+                    action_id=Action.VALUE,
+                    placeholder="e.g. billing-api",
+                ),
+            ),
+            InputBlock(
+                block_id=Field.AUDIENCE,
+                label="Supported account types",
+                hint="Who can use this application or access this API?",
+                element=RadioButtonsElement(
+                    action_id=Action.VALUE, options=audience_options, initial_option=audience_options[0]
+                ),
+            ),
+            InputBlock(
+                block_id=Field.REDIRECT_URI,
+                label="Redirect URI",
+                optional=True,
+                hint="Where sign-in responses go: https:// (http:// only for localhost).",
+                element=PlainTextInputElement(
+                    action_id=Action.VALUE, placeholder="https://app.example.com/auth/callback"
+                ),
+            ),
+            InputBlock(
+                block_id=Field.PLATFORM,
+                label="Platform",
+                optional=True,
+                hint="The platform of the redirect URI.",
+                element=StaticSelectElement(
+                    action_id=Action.VALUE, options=platform_options, initial_option=platform_options[0]
+                ),
+            ),
+            InputBlock(
+                block_id=Field.SECRET_DESCRIPTION,
+                label="Secret description",
+                optional=True,
+                element=PlainTextInputElement(action_id=Action.VALUE, placeholder="e.g. CI deploys"),
+            ),
+            InputBlock(
+                block_id=Field.SECRET_EXPIRY,
+                label="Secret expiry",
+                hint=f"Policy allows at most {lifetime_label(max_days)}.",
+                element=StaticSelectElement(
+                    action_id=Action.VALUE, options=lifetime_options, initial_option=default_lifetime
+                ),
+            ),
+            InputBlock(
+                block_id=Field.JUSTIFICATION,
+                label="Justification",
+                hint="What is the application for? The approvers read this.",
+                element=PlainTextInputElement(action_id=Action.VALUE, multiline=True),
+            ),
+        ],
+    )
+    return view.to_dict()
+
+
+def deny_reason_modal(request_id: int) -> dict[str, Any]:
+    return View(
+        type="modal",
+        callback_id=Callback.DENY_REASON,
+        title=PlainTextObject(text=f"Deny request #{request_id}"[:24]),
+        submit=PlainTextObject(text="Deny"),
+        close=PlainTextObject(text="Back"),
+        private_metadata=json.dumps({"request_id": request_id}),
+        blocks=[
+            InputBlock(
+                block_id=Field.DENY_REASON,
+                label="Reason",
+                hint="The requester receives this reason.",
+                element=PlainTextInputElement(action_id=Action.VALUE, multiline=True),
+            )
+        ],
+    ).to_dict()
+
+
+# --- the approval card ----------------------------------------------------------------
