@@ -74,7 +74,7 @@ def run_sync(port: int) -> None:
     from slack_bolt import Ack, App
     from slack_sdk import WebClient
 
-    bolt_app_module.HTTPServer = _LoopbackHTTPServer  # type: ignore[misc]
+    bolt_app_module.HTTPServer = _LoopbackHTTPServer  # type: ignore[attr-defined,assignment]
     client = WebClient(
         token=os.environ["SLACK_BOT_TOKEN"],
         base_url=os.environ["SLACK_API_URL"],

@@ -20,12 +20,13 @@ _PATTERNS = [
         r'[^",&\s}]{6,}'
     ),
 ]
+MIN_REDACTED_LENGTH = 6
 _extra_values: set[str] = set()
 
 
 def redact_value(value: str) -> None:
     """Register a literal (e.g. the configured signing secret) to be redacted everywhere."""
-    if len(value) >= 6:
+    if len(value) >= MIN_REDACTED_LENGTH:  # shorter literals would blank out ordinary words
         _extra_values.add(value)
 
 

@@ -61,7 +61,7 @@ class Services:
 
     def _publish_home(self, user_id: str) -> None:
         try:
-            self.notifier.publish_home(user_id, build_home(self.settings, self.store, user_id))
+            self.notifier.publish_home(user_id, build_home(self.lifecycle.home(user_id)))
         except OAuthBotError as error:
             log.info("home of %s not refreshed: %s", user_id, error)
 

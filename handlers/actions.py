@@ -41,7 +41,13 @@ async def _show(
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    settings, intake, worker = services.settings, services.intake, services.worker
+    _decisions(app, services)
+    _secrets(app, services)
+
+
+def _decisions(app: AsyncApp, services: Services) -> None:
+    """Approve, deny, cancel and retry on a request."""
+    intake, worker = services.intake, services.worker
 
     async def approve(body: dict[str, Any], client: AsyncWebClient, *, retire_old_now: bool) -> None:
         request_id = int(_value(body))
@@ -94,6 +100,11 @@ def register(app: AsyncApp, services: Services) -> None:
             await _tell(client, body, error)
             return
         worker.submit(request_id)
+
+
+def _secrets(app: AsyncApp, services: Services) -> None:
+    """Buttons about an app's secrets: retire-and-rotate (with an admin's confirmation), rotate now."""
+    settings, intake, worker = services.settings, services.intake, services.worker
 
     async def retire_and_rotate(
         body: dict[str, Any], client: AsyncWebClient, request_id: int, key_id: str | None

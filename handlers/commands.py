@@ -23,17 +23,18 @@ SECRET_USAGE = (
 )
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    settings, lifecycle, intake, worker = (
-        services.settings,
-        services.lifecycle,
-        services.intake,
-        services.worker,
-    )
+async def _answer(respond: AsyncRespond, message: Message) -> None:
+    text, body = message
+    await respond(text=text, blocks=body, response_type="ephemeral", replace_original=False)
 
-    async def answer(respond: AsyncRespond, message: Message) -> None:
-        text, body = message
-        await respond(text=text, blocks=body, response_type="ephemeral", replace_original=False)
+
+def register(app: AsyncApp, services: Services) -> None:
+    _oauth_app(app, services)
+    _oauth_secret(app, services)
+
+
+def _oauth_app(app: AsyncApp, services: Services) -> None:
+    settings, lifecycle = services.settings, services.lifecycle
 
     @app.command("/oauth-app")
     async def oauth_app(
@@ -62,7 +63,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 except OAuthBotError as error:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
-                await answer(respond, lists.app_list(views, everyone=everyone, total=len(apps)))
+                await _answer(respond, lists.app_list(views, everyone=everyone, total=len(apps)))
             case "show":
                 if not rest.strip():
                     await ack(text="Usage: `/oauth-app show &lt;client-id&gt;`")
@@ -74,11 +75,15 @@ def register(app: AsyncApp, services: Services) -> None:
                 except OAuthBotError as error:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
-                await answer(respond, lists.app_detail(details, str(settings.azure_tenant_id)))
+                await _answer(respond, lists.app_detail(details, str(settings.azure_tenant_id)))
             case "" | "help":
                 await ack(text=USAGE)
             case _:
                 await ack(text=f"Unknown subcommand {inert(subcommand)}.\n\n{USAGE}")
+
+
+def _oauth_secret(app: AsyncApp, services: Services) -> None:
+    lifecycle, intake, worker = services.lifecycle, services.intake, services.worker
 
     @app.command("/oauth-secret")
     async def oauth_secret(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -112,7 +117,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 except OAuthBotError as error:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
-                await answer(respond, lists.secrets_list(view))
+                await _answer(respond, lists.secrets_list(view))
             case "" | "help":
                 await ack(text=SECRET_USAGE)
             case "rotate" | "list":

@@ -18,5 +18,5 @@ def register(app: AsyncApp, services: Services) -> None:
         if event.get("tab", "home") != "home":
             return
         user_id = event["user"]
-        view = await asyncio.to_thread(home.build_home, services.settings, services.store, user_id)
+        view = home.build_home(await asyncio.to_thread(services.lifecycle.home, user_id))
         await client.views_publish(user_id=user_id, view=view)

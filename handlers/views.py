@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import OAuthBotError, RateLimited, ValidationError
-from bot.core.validation import has_bad_multiline_characters, validate_new_app
+from bot.core.validation import MAX_DENY_REASON, has_bad_multiline_characters, validate_new_app
 from bot.runtime import Services
 from bot.slack.ids import Callback, Field
 from handlers.text import state_value
@@ -61,8 +61,11 @@ def register(app: AsyncApp, services: Services) -> None:
         if not reason:
             await ack(response_action="errors", errors={Field.DENY_REASON: "Tell the requester why."})
             return
-        if len(reason) > 2000:
-            await ack(response_action="errors", errors={Field.DENY_REASON: "Use at most 2000 characters."})
+        if len(reason) > MAX_DENY_REASON:
+            await ack(
+                response_action="errors",
+                errors={Field.DENY_REASON: f"Use at most {MAX_DENY_REASON} characters."},
+            )
             return
         if has_bad_multiline_characters(reason):
             await ack(

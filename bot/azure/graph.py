@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
@@ -121,7 +122,7 @@ class GraphClient:
                 f"Microsoft Graph could not {action}: {type(error).__name__} (after retries)"
             ) from None
         if response.status_code not in ok:
-            if not idempotent and response.status_code >= 500:
+            if not idempotent and response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
                 raise OutcomeUnknown(
                     f"Microsoft Graph did not answer whether it could {action}: HTTP {response.status_code}",
                     status=response.status_code,
@@ -143,7 +144,7 @@ class GraphClient:
             json=body,
             headers={"Prefer": "create-if-missing"},
         )
-        if response.status_code == 201:
+        if response.status_code == HTTPStatus.CREATED:
             return application_from_graph(response.json())
         found = self.get_application_by_unique_name(unique_name)
         if found is None:
@@ -163,7 +164,9 @@ class GraphClient:
 
     def _get_app(self, path: str) -> Application | None:
         response = self._call("GET", path, "read application", params={"$select": APP_SELECT}, ok=(200, 404))
-        return None if response.status_code == 404 else application_from_graph(response.json())
+        return (
+            None if response.status_code == HTTPStatus.NOT_FOUND else application_from_graph(response.json())
+        )
 
     def iter_applications(
         self, *, select: str = APP_SELECT, filter: str | None = None, top: int = 999
@@ -246,7 +249,7 @@ class GraphClient:
             retry_replication=True,
             ok=(201, 400, 409),
         )
-        if response.status_code == 201:
+        if response.status_code == HTTPStatus.CREATED:
             return str(response.json()["id"])
         existing = self._call(
             "GET",
@@ -255,7 +258,7 @@ class GraphClient:
             params={"$select": "id,appId"},
             ok=(200, 404),
         )
-        if existing.status_code == 404:
+        if existing.status_code == HTTPStatus.NOT_FOUND:
             raise _error(response, "create service principal")
         return str(existing.json()["id"])
 
@@ -269,7 +272,7 @@ class GraphClient:
             retry_replication=True,
             ok=(204, 400),
         )
-        if response.status_code == 400 and b"already exist" not in response.content:
+        if response.status_code == HTTPStatus.BAD_REQUEST and b"already exist" not in response.content:
             raise _error(response, "add owner")
 
     def list_owners(self, object_id: str) -> set[str]:
@@ -288,7 +291,7 @@ class GraphClient:
             params={"$select": "id"},
             ok=(200, 404),
         )
-        if response.status_code == 200:
+        if response.status_code == HTTPStatus.OK:
             return str(response.json()["id"])
         escaped = email.replace("'", "''")
         found = (

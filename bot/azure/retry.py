@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 import httpx
 
@@ -62,17 +63,17 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def _is_retryable(request: httpx.Request, response: httpx.Response) -> bool:
-    if response.status_code == 429:
+    if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
         return True  # throttled: refused before it was carried out
     if response.status_code in RETRY_STATUSES:
         return _idempotent(request)
     if request.extensions.get(RETRY_REPLICATION):
-        if response.status_code == 404:
+        if response.status_code == HTTPStatus.NOT_FOUND:
             return True
-        if response.status_code == 400:
+        if response.status_code == HTTPStatus.BAD_REQUEST:
             response.read()
             return b"NoBackingApplicationObject" in response.content
-    if response.status_code == 409:
+    if response.status_code == HTTPStatus.CONFLICT:
         response.read()
         return b"Directory_ConcurrencyViolation" in response.content
     return False
@@ -110,7 +111,11 @@ class RetryTransport(httpx.BaseTransport):
             else:
                 if not _is_retryable(request, response):
                     return response
-                wait = retry_after_seconds(response) if response.status_code == 429 else None
+                wait = (
+                    retry_after_seconds(response)
+                    if response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+                    else None
+                )
                 delay = policy.backoff(attempt) if wait is None else wait
                 if policy.monotonic() + delay >= deadline:
                     return response

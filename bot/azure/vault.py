@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -139,7 +140,9 @@ class Vault:
 def _vault_error(action: str, error: HttpResponseError) -> VaultError:
     status = error.status_code
     code = getattr(error.error, "code", None) if error.error else None
-    if status == 403 or (isinstance(error, ClientAuthenticationError) and status != 401):
+    if status == HTTPStatus.FORBIDDEN or (
+        isinstance(error, ClientAuthenticationError) and status != HTTPStatus.UNAUTHORIZED
+    ):
         return VaultPermissionError(
             f"Azure Key Vault refused to {action} (HTTP 403 {code or 'Forbidden'}): give the bot's identity "
             "the 'Key Vault Secrets Officer' role on the vault (or a set/get/list access policy)",

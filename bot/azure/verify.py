@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 
 import httpx
 
@@ -52,7 +53,7 @@ class SecretVerifier:
                             "scope": self.scope,
                         },
                     )
-                    if response.status_code == 200 and "access_token" in response.json():
+                    if response.status_code == HTTPStatus.OK and "access_token" in response.json():
                         log.info("new secret of %s verified after %d attempt(s)", client_id, attempts)
                         return True
                     outcome = f"HTTP {response.status_code}"

@@ -14,6 +14,8 @@ from bot.core.model import REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES
 MAX_NAME = 120
 MAX_DESCRIPTION = 120
 MAX_JUSTIFICATION = 2000
+MAX_DENY_REASON = 2000
+MONTHS_FROM_DAYS = 60  # lifetimes this long are also said in months, as the portal does
 MAX_REDIRECT_URI = 256
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})  # Entra's http:// exceptions ([::1] is not one)
 # What follows the scheme's "//" up to the path, query or fragment, as a browser reads it.
@@ -66,7 +68,7 @@ def has_bad_multiline_characters(text: str) -> bool:
 
 def lifetime_label(days: int) -> str:
     months = round(days / 30.4)
-    return f"{days} days ({months} months)" if days >= 60 else f"{days} days"
+    return f"{days} days ({months} months)" if days >= MONTHS_FROM_DAYS else f"{days} days"
 
 
 def redirect_uri_problem(uri: str) -> str | None:

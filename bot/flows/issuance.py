@@ -72,7 +72,14 @@ class SecretIssuer:
             ) from None
         reference = self._deposit(request, app, new)
         end = new.credential.end or self.store.now() + timedelta(days=request.secret_days)
-        issued = self._record_secret(request, app, new.credential.key_id, new.credential.hint, end, reference)
+        issued = self._record_secret(
+            request,
+            app=app,
+            key_id=new.credential.key_id,
+            hint=new.credential.hint,
+            end=end,
+            reference=reference,
+        )
         return issued if verify is None else self._verified(request, issued, new.secret, verify)
 
     def _add_password(self, request: Request, app: Application) -> NewPassword:
@@ -191,6 +198,7 @@ class SecretIssuer:
     def _record_secret(
         self,
         request: Request,
+        *,
         app: Application,
         key_id: str,
         hint: str,
@@ -261,7 +269,12 @@ class SecretIssuer:
             return None
         self.remove_orphans(request, app.object_id, keep={on_app.key_id})
         return self._record_secret(
-            request, app, on_app.key_id, on_app.hint, on_app.end, self.vault.reference(name, current.version)
+            request,
+            app=app,
+            key_id=on_app.key_id,
+            hint=on_app.hint,
+            end=on_app.end,
+            reference=self.vault.reference(name, current.version),
         )
 
     def remove_orphans(self, request: Request, object_id: str, *, keep: set[str]) -> None:

@@ -19,7 +19,18 @@ from bot.config import Settings
 from bot.core.access import Access, AppAction
 from bot.core.clock import utc
 from bot.core.errors import NotAllowed, OAuthBotError
-from bot.core.model import APP_TAG, Application, CredentialStatus, ManagedApp, PasswordCredential, TaggedApp
+from bot.core.model import (
+    APP_TAG,
+    OPEN_STATUSES,
+    Application,
+    Credential,
+    CredentialStatus,
+    ManagedApp,
+    PasswordCredential,
+    Request,
+    Status,
+    TaggedApp,
+)
 from bot.core.ports import Directory, Repository, SecretStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +81,20 @@ class Retired:
     app_name: str
     key_id: str
     owners: tuple[str, ...]
+
+
+HOME_ROWS = 20
+
+
+@dataclass(frozen=True)
+class HomeData:
+    """What one person's App Home shows: their secrets (soonest expiry first) and open requests;
+    for an admin also the approval queue and the soonest-expiring secrets of every app."""
+
+    now: datetime
+    secrets: list[tuple[ManagedApp, Credential]]
+    open_requests: list[Request]
+    admin: tuple[list[Request], list[tuple[ManagedApp, Credential]]] | None
 
 
 class LifecycleNotifier(Protocol):
@@ -142,6 +167,19 @@ class Lifecycle:
             return None
         name, version = latest.vault_secret_id.rstrip("/").split("/")[-2:]
         return self.vault.reference(name, version).portal_url
+
+    def home(self, user_id: str) -> HomeData:
+        """Everything the App Home of this person shows, read in four queries at most."""
+        admin = None
+        if self.access.is_admin(user_id):
+            queue = self.store.requests_in([Status.PENDING])[:HOME_ROWS]
+            admin = (queue, self.store.soonest_credentials(limit=HOME_ROWS))
+        return HomeData(
+            now=self.store.now(),
+            secrets=self.store.soonest_credentials(owner=user_id, limit=HOME_ROWS),
+            open_requests=self.store.requests_by(user_id, statuses=list(OPEN_STATUSES))[:HOME_ROWS],
+            admin=admin,
+        )
 
     # --- expiry watch -----------------------------------------------------------------
     def threshold_for(self, days: int) -> int | None:

@@ -56,31 +56,26 @@ def _request_rows(request: Request) -> list[tuple[str, Any]]:
 
 
 def _status_line(request: Request) -> list[Any] | None:
+    """What happened to the request, on its card (None while it is pending)."""
     approver = [user_mention(request.approver_id)] if request.approver_id else []
-    match request.status:
-        case Status.APPROVED:
-            return [text("Approved by ", bold=True), *approver, text(" — creating…")]
-        case Status.COMPLETED:
-            return [
-                text("Approved by ", bold=True),
-                *approver,
-                text(" — done: "),
-                text(request.client_id or "", code=True),
-            ]
-        case Status.FAILED:
-            return [
-                text("Approved by ", bold=True),
-                *approver,
-                text(" — failed: "),
-                text(request.error or "unknown error"),
-            ]
-        case Status.DENIED:
-            return [text("Denied by ", bold=True), *approver, text(" — "), text(request.deny_reason or "")]
-        case Status.CANCELLED:
-            return [text("Cancelled by the requester", bold=True)]
-        case Status.EXPIRED:
-            return [text("Expired", bold=True), text(" — nobody decided in time; the requester was told.")]
-    return None
+    approved = [text("Approved by ", bold=True), *approver]
+    lines: dict[Status, list[Any]] = {
+        Status.APPROVED: [*approved, text(" — creating…")],
+        Status.COMPLETED: [*approved, text(" — done: "), text(request.client_id or "", code=True)],
+        Status.FAILED: [*approved, text(" — failed: "), text(request.error or "unknown error")],
+        Status.DENIED: [
+            text("Denied by ", bold=True),
+            *approver,
+            text(" — "),
+            text(request.deny_reason or ""),
+        ],
+        Status.CANCELLED: [text("Cancelled by the requester", bold=True)],
+        Status.EXPIRED: [
+            text("Expired", bold=True),
+            text(" — nobody decided in time; the requester was told."),
+        ],
+    }
+    return lines.get(request.status)
 
 
 def at_secret_limit(request: Request) -> bool:

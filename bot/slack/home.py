@@ -8,22 +8,17 @@ from typing import Any
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject
 from slack_sdk.models.views import View
 
-from bot.config import Settings
-from bot.core.access import is_admin
-from bot.core.model import Credential, ManagedApp, Status
-from bot.flows.lifecycle import days_left
+from bot.core.model import Credential, ManagedApp
+from bot.flows.lifecycle import HomeData, days_left
 from bot.slack.views import date, days_phrase, facts, user_mention
-from bot.store import Store
-
-MAX_ROWS = 20
 
 
 def _note(text: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=text)])
 
 
-def _secret_rows(store: Store, rows: list[tuple[ManagedApp, Credential]]) -> list[Block]:
-    now = store.now()
+def _secret_rows(home: HomeData, rows: list[tuple[ManagedApp, Credential]]) -> list[Block]:
+    now = home.now
     return [
         facts(
             [
@@ -40,19 +35,17 @@ def _secret_rows(store: Store, rows: list[tuple[ManagedApp, Credential]]) -> lis
     ]
 
 
-def build_home(settings: Settings, store: Store, user_id: str) -> dict[str, Any]:
+def build_home(home: HomeData) -> dict[str, Any]:
+    """The Home tab of one person, from what bot.flows.lifecycle gathered for them."""
     blocks: list[Block] = [HeaderBlock(text="Your app registrations")]
-    blocks += _secret_rows(store, store.soonest_credentials(owner=user_id, limit=MAX_ROWS)) or [
-        _note("None yet. Ask with `/oauth-app new`.")
-    ]
-    mine = store.requests_by(user_id, statuses=[Status.PENDING, Status.APPROVED])
+    blocks += _secret_rows(home, home.secrets) or [_note("None yet. Ask with `/oauth-app new`.")]
     blocks += [DividerBlock(), HeaderBlock(text="Your open requests")]
     blocks += [
         facts([("Request", f"#{request.id} {request.display_name}"), ("Status", request.status)])
-        for request in mine[:MAX_ROWS]
+        for request in home.open_requests
     ] or [_note("No open requests.")]
-    if is_admin(settings, user_id):
-        queue = store.requests_in([Status.PENDING])
+    if home.admin is not None:
+        queue, expiring = home.admin
         blocks += [DividerBlock(), HeaderBlock(text="Approval queue")]
         blocks += [
             facts(
@@ -62,10 +55,8 @@ def build_home(settings: Settings, store: Store, user_id: str) -> dict[str, Any]
                     ("Expires", date(request.expires_at)),
                 ]
             )
-            for request in queue[:MAX_ROWS]
+            for request in queue
         ] or [_note("Nothing waiting.")]
         blocks += [DividerBlock(), HeaderBlock(text="Expiring across all apps")]
-        blocks += _secret_rows(store, store.soonest_credentials(limit=MAX_ROWS)) or [
-            _note("No client secrets yet.")
-        ]
+        blocks += _secret_rows(home, expiring) or [_note("No client secrets yet.")]
     return View(type="home", blocks=blocks[:100]).to_dict()

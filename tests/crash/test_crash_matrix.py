@@ -41,8 +41,8 @@ from tests.crash.conftest import (
     cloud_state,
     database_bytes,
     record,
-    wait_until,
 )
+from tests.e2e.conftest import wait_until
 from tests.e2e.flows import request_id_of, request_new_app
 
 HALT = "OAUTH_BOT_TEST_HALT_AT"

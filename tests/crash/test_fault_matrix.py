@@ -24,7 +24,8 @@ from fakes.base import FakeServer, Fault
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
-from tests.crash.conftest import CloudState, Totals, cloud_state, record, wait_until
+from tests.crash.conftest import CloudState, Totals, cloud_state, record
+from tests.e2e.conftest import wait_until
 from tests.e2e.flows import request_id_of, request_new_app
 
 CREATE = r"^/v1\.0/applications\(uniqueName="

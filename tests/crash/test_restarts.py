@@ -12,8 +12,9 @@ from bot.engine.runner import MAX_ATTEMPTS
 from bot.store import Store
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.slack_driver import SlackDriver
-from tests.crash.conftest import BotProcess, wait_until
+from tests.crash.conftest import BotProcess
 from tests.crash.test_crash_matrix import _environment, _reached
+from tests.e2e.conftest import wait_until
 from tests.e2e.flows import request_id_of, request_new_app
 
 
@@ -66,7 +67,7 @@ def test_a_request_that_crashes_its_bot_every_time_is_failed_after_a_bounded_num
         if attempt > 1:
             bot = bot_processes(_environment(cloud, database_url, halt_at=halt), f"attempt-{attempt}")
         wait_until(
-            lambda b=bot, n=attempt: (
+            lambda b=bot, n=attempt: (  # type: ignore[misc]
                 f"halting at {halt}" in b.output() and store.get_request(request_id).attempts >= n
             ),
             what=f"attempt {attempt} to reach {halt}",

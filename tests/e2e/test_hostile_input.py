@@ -805,7 +805,7 @@ def test_mentions_links_and_markup_in_user_text_stay_literal_everywhere(
     for user in (DEVELOPER, *ADMINS):  # each opens the Home tab: their apps, or every app for admins
         assert slack.home_opened(user).status_code == 200
         home = wait_until(
-            lambda u=user: (h := cloud.slack.home_view(u)) and shown_name in json.dumps(h) and h,
+            lambda u=user: (h := cloud.slack.home_view(u)) and shown_name in json.dumps(h) and h,  # type: ignore[misc]
             what=f"{user}'s Home tab to list the approved app",
         )
         walker.check(home["blocks"], f"home of {user}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.core.model import ManagedApp, Request, Status
+from bot.core.model import Kind, ManagedApp, Request, Status
 from bot.core.validation import AUDIENCE_LABELS
 from fakes.clock import ManualClock
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, BOT_CLIENT_ID, DEVELOPER, OUTSIDER, FakeCloud
@@ -91,7 +91,7 @@ def test_owner_rotation_approved_by_an_admin_then_the_old_secret_retires(
         what="the rotation DM",
     )[-1]
     text = json.dumps(dm["blocks"])
-    assert request.key_id in text and "Your client secret is ready" in text
+    assert (request.key_id or "") in text and "Your client secret is ready" in text
     assert "yes, a token was issued with it" in text
     assert "stays valid for 7 more days" in text
 
@@ -180,7 +180,7 @@ def test_verification_waits_for_replication_then_reports_verified(
     assert request.verified is True
     attempts = [c for c in cloud.entra.token_requests() if c.form().get("client_id") == created.client_id]
     assert len(attempts) >= 2
-    assert all(c.form().get("client_secret") not in cloud.slack.all_text() for c in attempts)
+    assert all((c.form().get("client_secret") or "") not in cloud.slack.all_text() for c in attempts)
 
 
 class TestWithAShortVerificationBudget:
@@ -253,9 +253,11 @@ def test_lists_show_the_right_apps_to_the_right_people(
 
     assert "listed-app" in _answer(cloud, slack, ADMINS[0], "/oauth-app", "list all")
     shown = _answer(cloud, slack, ADMINS[0], "/oauth-app", f"show {client_id}")
-    assert "Microsoft_Azure_KeyVault/Secret" in shown and created.key_id in shown and DEVELOPER in shown
+    assert (
+        "Microsoft_Azure_KeyVault/Secret" in shown and (created.key_id or "") in shown and DEVELOPER in shown
+    )
 
-    assert created.key_id in _answer(cloud, slack, DEVELOPER, "/oauth-secret", f"list {client_id}")
+    assert (created.key_id or "") in _answer(cloud, slack, DEVELOPER, "/oauth-secret", f"list {client_id}")
 
 
 def test_app_home_shows_apps_requests_and_the_admin_queue(
@@ -273,7 +275,7 @@ def test_app_home_shows_apps_requests_and_the_admin_queue(
     for user, needles in expected.items():
         assert slack.home_opened(user).status_code == 200
         wait_until(
-            lambda u=user, n=needles: all(x in json.dumps(cloud.slack.home_view(u) or {}) for x in n),
+            lambda u=user, n=needles: all(x in json.dumps(cloud.slack.home_view(u) or {}) for x in n),  # type: ignore[misc]
             what=f"{user}'s home to show {needles}",
         )
     outsider = json.dumps(cloud.slack.home_view(OUTSIDER))
@@ -317,7 +319,7 @@ def test_the_scan_reminds_once_per_threshold_and_rotate_now_rotates(
     origin = services.store.add_request(
         Request(
             uid="seeded",
-            kind="new_app",
+            kind=Kind.NEW_APP,
             status=Status.COMPLETED,
             requester_id=DEVELOPER,
             display_name="seeded",

@@ -143,7 +143,7 @@ def test_the_socket_mode_bolt_app_verifies_anything_that_is_not_from_the_socket(
             raw = urlencode(_command_payload(cloud, "help"))
             driver = SlackDriver(app_url="http://unused", signing_secret="", slack=cloud.slack)
             over_http = [
-                await bolt.async_dispatch(AsyncBoltRequest(body=raw, headers=headers))
+                await bolt.async_dispatch(AsyncBoltRequest(body=raw, headers=dict(headers)))
                 for headers in ({}, driver.sign(raw.encode()))
             ]
             driver.shutdown()

@@ -524,7 +524,11 @@ INVALID_RICH_TEXT = [
     ),
     pytest.param(_in_section(text("")), "/blocks/0/elements/0/elements/0/text", id="empty-text"),
     pytest.param(_in_section({"type": "text"}), "/blocks/0/elements/0/elements/0/text", id="text-missing"),
-    pytest.param(_in_section(text(7)), "/blocks/0/elements/0/elements/0/text", id="text-not-string"),
+    pytest.param(
+        _in_section(text(7)),  # type: ignore[arg-type]  # deliberately not a string
+        "/blocks/0/elements/0/elements/0/text",
+        id="text-not-string",
+    ),
     pytest.param(_in_section(text(colour="red")), "/blocks/0/elements/0/elements/0/colour", id="inline-key"),
     pytest.param(
         _in_section(text(style={"bold": "yes"})),

@@ -65,8 +65,8 @@ def _request(
     return Request(
         id=42,
         uid="0" * 32,
-        kind=kind,
-        status=status,
+        kind=Kind(kind),
+        status=Status(status),
         requester_id=REQUESTER,
         team_id="T0TEAM",
         display_name=name,
