@@ -418,6 +418,15 @@ class _App:
         return str(self.props.get("signInAudience", "AzureADandPersonalMicrosoftAccount"))
 
 
+@dataclass(frozen=True)
+class DirectoryPrincipal:
+    """What Resource Manager learns about an object id from the directory."""
+
+    id: str
+    type: str  # "User" | "Group" | "ServicePrincipal", as ARM's principalType names them
+    created_at: float  # time.monotonic() when it was created; -inf for seeded objects
+
+
 @dataclass
 class _Query:
     top: int
@@ -434,7 +443,9 @@ class FakeGraph(FakeServer):
     Knobs: `replication_delay`, `secret_propagation_delay`, `reject_all_app_secrets`,
     `max_secret_lifetime_days` (a tenant app-management policy), `publisher_domain`.
     Helpers: `seed_apps`, `add_user`, `apps`, `app_by_client_id`, `passwords`, `owners`,
-    `service_principals`, `caller_object_id`, `check_secret`.
+    `service_principals`, `caller_object_id`, `check_secret`; for Resource Manager's view of
+    the directory: `add_group`, `add_group_member`, `principal`, `groups_of` (groups have no
+    Graph routes here, only these helpers).
     """
 
     name = "graph"
@@ -460,6 +471,9 @@ class FakeGraph(FakeServer):
         self._sps: dict[str, dict[str, Any]] = {}
         self._sp_by_app_id: dict[str, str] = {}
         self._users: dict[str, dict[str, Any]] = {}
+        self._groups: dict[str, dict[str, Any]] = {}
+        self._members: dict[str, set[str]] = {}  # group id -> direct member ids
+        self._created: dict[str, float] = {}  # object id -> time.monotonic() at creation
         self._callers: dict[str, str] = {}  # service principal object id -> appId
         for method in ("GET", "POST", "PATCH", "DELETE", "PUT"):
             self.route(method, r"/v1\.0/.*", self._serve)
@@ -469,8 +483,11 @@ class FakeGraph(FakeServer):
         """The service principal object id of a calling app (what owns what it creates)."""
         return service_principal_object_id(self.entra.tenant_id, app_id)
 
-    def add_user(self, user_id: str, upn: str, display_name: str, mail: str | None = None) -> dict[str, Any]:
-        """A directory user; `user_id` must be a GUID, as Entra object ids are."""
+    def add_user(
+        self, user_id: str, upn: str, display_name: str, mail: str | None = None, *, new: bool = False
+    ) -> dict[str, Any]:
+        """A directory user; `user_id` must be a GUID, as Entra object ids are. `new`: created just
+        now (Resource Manager may not see it yet); otherwise it has long replicated."""
         if not _GUID.match(user_id):
             raise ValueError(f"user_id must be a GUID like an Entra object id, not {user_id!r}")
         user: dict[str, Any] = {
@@ -491,7 +508,49 @@ class FakeGraph(FakeServer):
         }
         with self.lock:
             self._users[user_id.lower()] = user
+            self._created[user_id.lower()] = time.monotonic() if new else float("-inf")
         return dict(user)
+
+    def add_group(
+        self, group_id: str, display_name: str, members: Iterable[str] = (), *, new: bool = False
+    ) -> None:
+        """A security group with direct members (users, groups or service principals)."""
+        if not _GUID.match(group_id):
+            raise ValueError(f"group_id must be a GUID like an Entra object id, not {group_id!r}")
+        with self.lock:
+            self._groups[group_id.lower()] = {"id": group_id.lower(), "displayName": display_name}
+            self._members[group_id.lower()] = {m.lower() for m in members}
+            self._created[group_id.lower()] = time.monotonic() if new else float("-inf")
+
+    def add_group_member(self, group_id: str, member_id: str) -> None:
+        with self.lock:
+            self._members[group_id.lower()].add(member_id.lower())
+
+    def principal(self, object_id: str) -> DirectoryPrincipal | None:
+        """The user, group or service principal with this object id, or None."""
+        key = object_id.lower()
+        registered = self.entra.principal_ids()  # the service principals of Entra's own clients
+        with self.lock:
+            if key in self._users:
+                kind = "User"
+            elif key in self._groups:
+                kind = "Group"
+            elif key in self._sps or key in registered:
+                kind = "ServicePrincipal"
+            else:
+                return None
+            return DirectoryPrincipal(key, kind, self._created.get(key, float("-inf")))
+
+    def groups_of(self, object_id: str) -> set[str]:
+        """Every group `object_id` is a member of, directly or through other groups."""
+        found: set[str] = set()
+        frontier = {object_id.lower()}
+        with self.lock:
+            while frontier:
+                parents = {g for g, members in self._members.items() if members & frontier} - found
+                found |= parents
+                frontier = parents
+        return found
 
     def seed_apps(
         self,
@@ -1139,6 +1198,7 @@ class FakeGraph(FakeServer):
                 "replyUrls": [],
             }
             self._sps[sp_id] = sp
+            self._created[sp_id] = time.monotonic()
             self._sp_by_app_id[app.app_id.lower()] = sp_id
             self._callers.setdefault(sp_id, app.app_id)
             return {"@odata.context": self._context("servicePrincipals", None, True), **sp}

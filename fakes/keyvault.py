@@ -7,6 +7,13 @@ fake answers every request without a valid token that way, never 200.
 
 `resource` is `https://0.0.1:PORT`: the SDK checks that the vault host ends with "." plus
 the resource's host, and "127.0.0.1:PORT" ends with ".0.0.1:PORT".
+
+Data-plane access (the vault uses the Azure RBAC permission model): a token issued to a
+person (a delegated token, see `fakes.entra.is_delegated`) is allowed an operation only when
+`authorize(claims, data_action, resource_id)` says so; FakeArm sets it (and
+`arm_resource_id`) when the vault is registered there, and answers from its role
+assignments, inherited from the vault and above. Without FakeArm, people are refused
+everything. App-only tokens (the bot) keep the simpler knobs `forbid_reads` / `forbid_writes`.
 """
 
 from __future__ import annotations
@@ -16,12 +23,13 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import quote, unquote, urlencode
 
 from fakes.base import FakeServer, Request, Response
-from fakes.entra import FakeEntra
+from fakes.entra import FakeEntra, is_delegated
 from fakes.tls import TestCA
 
 NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
@@ -93,8 +101,10 @@ class _Secret:
 class FakeKeyVault(FakeServer):
     """One vault at `url`; tokens must be for `resource` and the vault's tenant.
 
-    Knobs: `forbid_writes` / `forbid_reads` (403 ForbiddenByRbac). Helpers: `value_of`,
-    `versions`, `names`, `deleted_names`; `answers` records (request, status) pairs.
+    Knobs: `forbid_writes` / `forbid_reads` (403 ForbiddenByRbac for app-only tokens).
+    `authorize` / `arm_resource_id`: data-plane RBAC for people's tokens (set by FakeArm).
+    Helpers: `value_of`, `versions`, `names`, `deleted_names`; `answers` records (request,
+    status) pairs.
     """
 
     name = "keyvault"
@@ -105,6 +115,9 @@ class FakeKeyVault(FakeServer):
         self.tenant_id = tenant_id
         self.forbid_writes = False
         self.forbid_reads = False
+        # (claims, data action, ARM resource id) -> allowed; FakeArm.add_vault sets both.
+        self.authorize: Callable[[dict[str, Any], str, str], bool] | None = None
+        self.arm_resource_id: str | None = None
         self.answers: list[tuple[Request, int | None]] = []
         self._secrets: dict[str, _Secret] = {}
         for method in ("GET", "PUT", "PATCH", "DELETE", "POST", "HEAD"):
@@ -134,6 +147,12 @@ class FakeKeyVault(FakeServer):
                 return []
             return [self._bundle(secret, v, with_value=True) for v in secret.versions]
 
+    def canonical_name(self, name: str) -> str | None:
+        """The secret's name as first written, if it exists and is not deleted."""
+        with self.lock:
+            secret = self._secrets.get(name.lower())
+            return None if secret is None or secret.deleted is not None else secret.name
+
     def names(self) -> list[str]:
         """Names of the secrets that are not deleted."""
         with self.lock:
@@ -152,13 +171,13 @@ class FakeKeyVault(FakeServer):
     # --- dispatch -----------------------------------------------------------------------
     def _serve(self, request: Request, match: re.Match[str]) -> Response:
         try:
-            self._authenticate(request)
+            claims = self._authenticate(request)
             version = request.arg("api-version")
             if not version:
                 _bad("The 'api-version' query parameter is required.")
             if not _API_VERSION.match(version):
                 _bad(f"The specified version ({version}) is not recognized.")
-            status, body = self._route(request)
+            status, body = self._route(request, claims)
         except VaultFailure as failure:
             return self._error(failure)
         headers = self._headers()
@@ -166,7 +185,7 @@ class FakeKeyVault(FakeServer):
             headers["Content-Type"] = "application/json; charset=utf-8"
         return Response(status, body, headers)
 
-    def _authenticate(self, request: Request) -> None:
+    def _authenticate(self, request: Request) -> dict[str, Any]:
         header = request.headers.get("Authorization") or ""
         scheme, _, token = header.partition(" ")
         if not header or scheme.lower() != "bearer" or not token.strip():
@@ -182,54 +201,59 @@ class FakeKeyVault(FakeServer):
             self._unauthorized(messages.get(why, "AKV10001: Token validation failed."))
         if str(claims.get("tid", "")).lower() != self.tenant_id.lower():
             self._unauthorized("AKV10032: Invalid issuer. The token's tenant is not the vault's tenant.")
+        return claims
 
     def _unauthorized(self, message: str) -> NoReturn:
         challenge = f'Bearer authorization="{self.entra.url}/{self.tenant_id}", resource="{self.resource}"'
         raise VaultFailure(401, "Unauthorized", message, headers={"WWW-Authenticate": challenge})
 
-    def _route(self, request: Request) -> tuple[int, Any]:
+    def _route(self, request: Request, claims: dict[str, Any]) -> tuple[int, Any]:
         parts = [unquote(p) for p in request.path.split("/")[1:]]
         method = request.method
+
+        def check(action: str, name: str | None = None) -> None:
+            self._check_rbac(request, claims, action, name)
+
         if parts[:1] == ["secrets"]:
             if len(parts) == 1 and method == "GET":
-                self._check_rbac(request, "secrets/readMetadata/action")
+                check("secrets/readMetadata/action")
                 return 200, self._list(request, self._items())
             if len(parts) >= 2:
                 name = self._name(parts[1])
                 tail = parts[2:]
                 if not tail and method == "PUT":
-                    self._check_rbac(request, "secrets/setSecret/action")
+                    check("secrets/setSecret/action", name)
                     return 200, self._set(request, name)
                 if not tail and method == "DELETE":
-                    self._check_rbac(request, "secrets/delete")
+                    check("secrets/delete", name)
                     return 200, self._delete(name)
                 if tail in ([], [""]) and method == "GET":
-                    self._check_rbac(request, "secrets/getSecret/action")
+                    check("secrets/getSecret/action", name)
                     return 200, self._get(name, None)
                 if tail == ["versions"] and method == "GET":
-                    self._check_rbac(request, "secrets/readMetadata/action")
+                    check("secrets/readMetadata/action", name)
                     return 200, self._list(request, self._version_items(name))
                 if len(tail) == 1 and tail[0] and method == "GET":
-                    self._check_rbac(request, "secrets/getSecret/action")
+                    check("secrets/getSecret/action", name)
                     return 200, self._get(name, tail[0])
                 if len(tail) == 1 and method == "PATCH":
-                    self._check_rbac(request, "secrets/write")
+                    check("secrets/write", name)
                     return 200, self._update(request, name, tail[0])
         if parts[:1] == ["deletedsecrets"]:
             if len(parts) == 1 and method == "GET":
-                self._check_rbac(request, "deletedSecrets/read")
+                check("deletedSecrets/read")
                 return 200, self._list(request, self._deleted_items())
             if len(parts) >= 2:
                 name = self._name(parts[1])
                 tail = parts[2:]
                 if not tail and method == "GET":
-                    self._check_rbac(request, "deletedSecrets/read")
+                    check("deletedSecrets/read")
                     return 200, self._get_deleted(name)
                 if not tail and method == "DELETE":
-                    self._check_rbac(request, "deletedSecrets/delete")
+                    check("deletedSecrets/delete")
                     return self._purge(name)
                 if tail == ["recover"] and method == "POST":
-                    self._check_rbac(request, "deletedSecrets/recover/action")
+                    check("deletedSecrets/recover/action")
                     return 200, self._recover(name)
         _fail(
             404,
@@ -237,26 +261,45 @@ class FakeKeyVault(FakeServer):
             f"The requested operation {method} {request.path} is not supported by this vault.",
         )
 
-    def _check_rbac(self, request: Request, action: str) -> None:
-        refused = self.forbid_reads if request.method == "GET" else self.forbid_writes
-        if not refused:
-            return
-        header = request.headers.get("Authorization") or ""
-        claims = self.entra.validate(header.partition(" ")[2].strip(), self.resource) or {}
+    def _check_rbac(
+        self, request: Request, claims: dict[str, Any], action: str, name: str | None = None
+    ) -> None:
+        data_action = f"Microsoft.KeyVault/vaults/{action}"
+        if is_delegated(claims):
+            # A person: the vault asks Azure RBAC about the secret (or the vault, for lists).
+            resource = self._resource_id(name)
+            authorize = self.authorize
+            if resource is not None and authorize is not None and authorize(claims, data_action, resource):
+                return
+        else:
+            refused = self.forbid_reads if request.method == "GET" else self.forbid_writes
+            if not refused:
+                return
+        shown = self._resource_id(name) or f"{self.url}{request.path}"
+        vault_name = (self.arm_resource_id or "").rpartition("/")[2] or "fake"
         _fail(
             403,
             "Forbidden",
             "Caller is not authorized to perform action on resource.\r\n"
             "If role assignments, deny assignments or role definitions were changed "
             "recently, please observe propagation time.\r\n"
-            f"Caller: appid={claims.get('appid')};oid={claims.get('oid')};"
-            f"iss={claims.get('iss')}\r\n"
-            f"Action: 'Microsoft.KeyVault/vaults/{action}'\r\n"
-            f"Resource: '{self.url}{request.path}'\r\n"
+            f"Caller: appid={claims.get('appid')};oid={claims.get('oid')};iss={claims.get('iss')}\r\n"
+            f"Action: '{data_action}'\r\n"
+            f"Resource: '{shown.lower()}'\r\n"
             "Assignment: (not found)\r\n"
-            "DecisionReason: 'DeniedWithNoValidRBAC'\r\n",
+            "DenyAssignmentId: null\r\n"
+            "DecisionReason: 'DeniedWithNoValidRBAC' \r\n"
+            f"Vault: {vault_name};location=local\r\n",
             "ForbiddenByRbac",
         )
+
+    def _resource_id(self, name: str | None) -> str | None:
+        """The ARM resource id access is checked at: the secret, or the vault itself."""
+        if self.arm_resource_id is None:
+            return None
+        if name is None:
+            return self.arm_resource_id
+        return f"{self.arm_resource_id}/secrets/{self.canonical_name(name) or name}"
 
     # --- operations ---------------------------------------------------------------------
     def _set(self, request: Request, name: str) -> dict[str, Any]:

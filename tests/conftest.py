@@ -15,6 +15,7 @@ _NAMES = {
     "DATABASE_URL",
     "GRAPH_URL",
     "KEY_VAULT_URL",
+    "KEY_VAULT_RESOURCE_ID",
     "PORT",
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",

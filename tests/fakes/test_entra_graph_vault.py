@@ -1,8 +1,13 @@
-"""The Entra, Graph and Key Vault fakes driven by the production clients (MSAL, httpx, azure)."""
+"""The Entra, Graph and Key Vault fakes driven by the production clients (MSAL, httpx, azure);
+Key Vault's data-plane RBAC for people with Resource Manager's role assignments
+(azure-mgmt-authorization)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,13 +25,23 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.keyvault.secrets import SecretClient
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from fakes.entra import FakeEntra
+from fakes.arm import (
+    KEY_VAULT_DATA_ACCESS_ADMINISTRATOR,
+    KEY_VAULT_SECRETS_USER,
+    FakeArm,
+    role_definition_id,
+)
+from fakes.entra import DEVICE_CODE_GRANT, FakeEntra, service_principal_object_id
 from fakes.graph import FakeGraph
 from fakes.keyvault import FakeKeyVault
+from fakes.signin import PersonCredential
 from fakes.tls import TestCA
+from tests.fakes.clients import authorization_client
 
 TENANT = "9f8e7d6c-5b4a-4321-8fed-cba987654321"
 BOT_ID = "0b0b0b0b-1111-4222-8333-444444444444"
@@ -38,6 +53,11 @@ OTHER_ID = "0c0c0c0c-1111-4222-8333-666666666666"
 OTHER_SECRET = "other~secret.value-0123456789abcdefghijk"
 CERT_ID = "0d0d0d0d-1111-4222-8333-777777777777"
 USER_ID = "5e5e5e5e-aaaa-4bbb-8ccc-dddddddddddd"
+USER_UPN = "ada@contoso.example"
+USER_PASSWORD = "ada-fake-password-loopback-only"
+CLI_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"  # the Azure CLI's public client id
+READERS = "6a6a6a6a-bbbb-4ccc-8ddd-eeeeeeeeeeee"  # a group Ada is in
+VAULT_NAME = "contoso-apps"
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -54,6 +74,8 @@ def entra(ca: TestCA) -> Iterator[FakeEntra]:
     server.register_client(ADMIN_ID, ADMIN_SECRET, ["Application.ReadWrite.All", "User.Read.All"])
     server.register_client(OTHER_ID, OTHER_SECRET, ["Application.ReadWrite.OwnedBy"])
     server.register_client(CERT_ID, None, ["Application.ReadWrite.OwnedBy"])
+    server.register_public_client(CLI_ID)
+    server.add_user(USER_UPN, USER_PASSWORD, USER_ID, "Ada Lovelace")
     yield server
     server.stop()
 
@@ -62,7 +84,8 @@ def entra(ca: TestCA) -> Iterator[FakeEntra]:
 def graph(ca: TestCA, entra: FakeEntra) -> Iterator[FakeGraph]:
     server = FakeGraph(ca, entra)
     server.start()
-    server.add_user(USER_ID, "ada@contoso.example", "Ada Lovelace", mail="ada@contoso.example")
+    server.add_user(USER_ID, USER_UPN, "Ada Lovelace", mail=USER_UPN)
+    server.add_group(READERS, "Secret readers", [USER_ID])
     yield server
     server.stop()
 
@@ -75,9 +98,24 @@ def vault(ca: TestCA, entra: FakeEntra) -> Iterator[FakeKeyVault]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def arm(ca: TestCA, entra: FakeEntra, graph: FakeGraph, vault: FakeKeyVault) -> Iterator[FakeArm]:
+    """Resource Manager knows the vault; the bot may grant Key Vault data roles on it."""
+    server = FakeArm(ca, entra, graph, TENANT)
+    server.start()
+    server.add_vault(vault, VAULT_NAME)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
 def _trust_ca_and_reset(
-    monkeypatch: pytest.MonkeyPatch, ca: TestCA, entra: FakeEntra, graph: FakeGraph, vault: FakeKeyVault
+    monkeypatch: pytest.MonkeyPatch,
+    ca: TestCA,
+    entra: FakeEntra,
+    graph: FakeGraph,
+    vault: FakeKeyVault,
+    arm: FakeArm,
 ) -> Iterator[None]:
     """Clients trust the test CA through the environment; knobs go back to defaults."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.bundle_path))
@@ -90,6 +128,8 @@ def _trust_ca_and_reset(
     graph.max_secret_lifetime_days = None
     vault.forbid_writes = False
     vault.forbid_reads = False
+    arm.propagation_delay = 0.0
+    arm.remove_all_assignments()
 
 
 def confidential_app(entra: FakeEntra, client_id: str, credential: Any) -> msal.ConfidentialClientApplication:
@@ -681,3 +721,196 @@ def test_deleted_name_is_a_conflict_until_purged(entra: FakeEntra, vault: FakeKe
     client.begin_delete_secret("to-delete").wait()
     client.purge_deleted_secret("to-delete")
     assert client.set_secret("to-delete", "v3").value == "v3"
+
+
+# --- people: device code sign-in, Key Vault data-plane RBAC ------------------------------------
+def claims_of(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def person(entra: FakeEntra) -> PersonCredential:
+    return PersonCredential(entra, CLI_ID, USER_UPN, USER_PASSWORD)
+
+
+def bot_authorization(entra: FakeEntra, arm: FakeArm, vault: FakeKeyVault) -> AuthorizationManagementClient:
+    """The bot's ARM client, with Key Vault Data Access Administrator on the vault."""
+    bot = service_principal_object_id(TENANT, BOT_ID)
+    arm.grant(bot, KEY_VAULT_DATA_ACCESS_ADMINISTRATOR, str(vault.arm_resource_id))
+    return authorization_client(arm, MsalCredential(confidential_app(entra, BOT_ID, BOT_SECRET)))
+
+
+def secrets_user(
+    arm: FakeArm, principal: str = USER_ID, kind: str = "User"
+) -> RoleAssignmentCreateParameters:
+    return RoleAssignmentCreateParameters(
+        role_definition_id=role_definition_id(arm.subscription_id, KEY_VAULT_SECRETS_USER),
+        principal_id=principal,
+        principal_type=kind,
+    )
+
+
+def two_secrets(entra: FakeEntra, vault: FakeKeyVault) -> tuple[str, str]:
+    """Two fresh secrets written by the bot; their names."""
+    first, second = f"oauth-{uuid.uuid4().hex[:12]}", f"oauth-{uuid.uuid4().hex[:12]}"
+    bot = secret_client(entra, vault)
+    bot.set_secret(first, f"value of {first}")
+    bot.set_secret(second, f"value of {second}")
+    return first, second
+
+
+def test_device_code_flow_signs_a_person_in_with_a_delegated_token(
+    entra: FakeEntra, vault: FakeKeyVault
+) -> None:
+    """MSAL's device code flow against the fake: the poll is authorization_pending until the
+    person enters the code with their password (a wrong one is refused), then the token is a
+    delegated one for the person (oid, upn, scp, idtyp=user) and the vault's audience."""
+    app = msal.PublicClientApplication(CLI_ID, authority=f"{entra.url}/{TENANT}", instance_discovery=False)
+    flow = app.initiate_device_flow(scopes=[f"{vault.resource}/.default"])
+    assert flow["user_code"] in flow["message"]
+    early = requests.post(
+        entra.token_endpoint,
+        data={"grant_type": DEVICE_CODE_GRANT, "client_id": CLI_ID, "device_code": flow["device_code"]},
+        timeout=30,
+    )
+    assert early.status_code == 400 and early.json()["error"] == "authorization_pending"
+    with pytest.raises(ValueError, match="AADSTS50126"):
+        entra.sign_in_device(flow["user_code"], USER_UPN, "not the password")
+    entra.sign_in_device(flow["user_code"], USER_UPN, USER_PASSWORD)
+    result = app.acquire_token_by_device_flow(flow)
+    assert "access_token" in result, result
+    claims = entra.validate(result["access_token"], vault.resource)
+    assert claims is not None
+    assert (claims["oid"], claims["upn"], claims["idtyp"], claims["appid"]) == (
+        USER_ID,
+        USER_UPN,
+        "user",
+        CLI_ID,
+    )
+    assert claims["scp"] == "user_impersonation" and "roles" not in claims
+    assert result["id_token_claims"]["preferred_username"] == USER_UPN
+    again = requests.post(
+        entra.token_endpoint,
+        data={"grant_type": DEVICE_CODE_GRANT, "client_id": CLI_ID, "device_code": flow["device_code"]},
+        timeout=30,
+    )
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"  # a code is good once
+
+
+def test_a_person_reads_the_secret_they_are_assigned_and_no_other(
+    ca: TestCA, entra: FakeEntra, vault: FakeKeyVault, arm: FakeArm
+) -> None:
+    """With Key Vault Secrets User on one secret (made by the bot through the real ARM client),
+    the person's SecretClient reads that secret's value; the other secret is 403 Forbidden with
+    Key Vault's RBAC body naming the getSecret action and the other secret's resource id."""
+    mine, other = two_secrets(entra, vault)
+    client = bot_authorization(entra, arm, vault)
+    client.role_assignments.create(
+        f"{vault.arm_resource_id}/secrets/{mine}", str(uuid.uuid4()), secrets_user(arm)
+    )
+    credential = person(entra)
+    reader = SecretClient(vault.url, credential)
+    assert reader.get_secret(mine).value == f"value of {mine}"
+    with pytest.raises(HttpResponseError) as refused:
+        reader.get_secret(other)
+    assert refused.value.status_code == 403
+    token = credential.get_token(f"{vault.resource}/.default").token
+    with httpx.Client(verify=ca.client_context(), headers={"Authorization": f"Bearer {token}"}) as http:
+        answer = http.get(f"{vault.url}/secrets/{other}", params={"api-version": "7.5"})
+    body = answer.json()
+    assert answer.status_code == 403 and set(body["error"]) == {"code", "message", "innererror"}
+    assert body["error"]["code"] == "Forbidden" and body["error"]["innererror"] == {"code": "ForbiddenByRbac"}
+    message = body["error"]["message"]
+    assert message.startswith("Caller is not authorized to perform action on resource.")
+    assert "Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'" in message
+    resource = f"{vault.arm_resource_id}/secrets/{other}".lower()  # Key Vault shows it lower-case
+    assert f"Resource: '{resource}'" in message
+    assert f"oid={USER_ID}" in message
+    assert credential.sign_ins == 1
+
+
+def test_after_the_assignment_is_deleted_the_person_is_refused_again(
+    entra: FakeEntra, vault: FakeKeyVault, arm: FakeArm
+) -> None:
+    """Reading works while the assignment exists; after the bot DELETEs it, the same client
+    (same token) is refused 403: access is decided at each request, not in the token."""
+    mine, _ = two_secrets(entra, vault)
+    client = bot_authorization(entra, arm, vault)
+    scope = f"{vault.arm_resource_id}/secrets/{mine}"
+    name = str(uuid.uuid4())
+    client.role_assignments.create(scope, name, secrets_user(arm))
+    reader = SecretClient(vault.url, person(entra))
+    assert reader.get_secret(mine).value == f"value of {mine}"
+    client.role_assignments.delete(scope, name)
+    with pytest.raises(HttpResponseError) as refused:
+        reader.get_secret(mine)
+    assert refused.value.status_code == 403 and refused.value.error is not None
+    assert refused.value.error.code == "Forbidden"
+
+
+def test_an_assignment_at_the_vault_reads_every_secret_also_through_a_group(
+    entra: FakeEntra, vault: FakeKeyVault, arm: FakeArm
+) -> None:
+    """Secrets User on the vault is inherited by every secret in it (and lets the person list
+    them); one on the secret alone does not reach the vault's list; given to a group, it
+    applies to its members."""
+    first, second = two_secrets(entra, vault)
+    client = bot_authorization(entra, arm, vault)
+    client.role_assignments.create(
+        f"{vault.arm_resource_id}/secrets/{first}", str(uuid.uuid4()), secrets_user(arm)
+    )
+    reader = SecretClient(vault.url, person(entra))
+    with pytest.raises(HttpResponseError) as no_list:
+        list(reader.list_properties_of_secrets())
+    assert no_list.value.status_code == 403
+    at_vault = client.role_assignments.create(
+        str(vault.arm_resource_id), str(uuid.uuid4()), secrets_user(arm, READERS, "Group")
+    )
+    assert reader.get_secret(first).value == f"value of {first}"
+    assert reader.get_secret(second).value == f"value of {second}"
+    assert {first, second} <= {p.name for p in reader.list_properties_of_secrets()}
+    client.role_assignments.delete(str(vault.arm_resource_id), str(at_vault.name))
+    with pytest.raises(HttpResponseError):
+        reader.get_secret(second)
+    assert reader.get_secret(first).value == f"value of {first}"
+
+
+def test_grants_and_removals_apply_only_after_the_propagation_delay(
+    entra: FakeEntra, vault: FakeKeyVault, arm: FakeArm
+) -> None:
+    """With a propagation delay, a new assignment does not yet let the person read and a
+    deleted one still does; once the delay has passed (the knob set back to 0) both apply."""
+    mine, _ = two_secrets(entra, vault)
+    client = bot_authorization(entra, arm, vault)
+    scope = f"{vault.arm_resource_id}/secrets/{mine}"
+    reader = SecretClient(vault.url, person(entra))
+    arm.propagation_delay = 300.0
+    name = str(uuid.uuid4())
+    client.role_assignments.create(scope, name, secrets_user(arm))
+    with pytest.raises(HttpResponseError) as early:
+        reader.get_secret(mine)
+    assert early.value.status_code == 403
+    arm.propagation_delay = 0.0
+    assert reader.get_secret(mine).value == f"value of {mine}"
+    arm.propagation_delay = 300.0
+    client.role_assignments.delete(scope, name)
+    assert reader.get_secret(mine).value == f"value of {mine}"  # the removal has not applied yet
+    arm.propagation_delay = 0.0
+    with pytest.raises(HttpResponseError) as late:
+        reader.get_secret(mine)
+    assert late.value.status_code == 403
+
+
+def test_the_bots_own_identity_keeps_its_access_without_assignments(
+    entra: FakeEntra, vault: FakeKeyVault, arm: FakeArm
+) -> None:
+    """App-only tokens (the bot) are not checked against role assignments: with none at all the
+    bot reads and writes, and forbid_reads still refuses it (today's knobs)."""
+    mine, _ = two_secrets(entra, vault)
+    assert arm.assignments() == []
+    bot = secret_client(entra, vault)
+    assert bot.get_secret(mine).value == f"value of {mine}"
+    vault.forbid_reads = True
+    with pytest.raises(HttpResponseError) as refused:
+        bot.get_secret(mine)
+    assert refused.value.status_code == 403
