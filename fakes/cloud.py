@@ -15,6 +15,7 @@ from fakes.graph import FakeGraph
 from fakes.keyvault import FakeKeyVault
 from fakes.signin import PersonCredential
 from fakes.slack import FakeSlack
+from fakes.socket_mode import APP_TOKEN, FakeSocketMode
 from fakes.tls import TestCA
 
 TENANT_ID = "8c7a1b2e-5f3d-4e6a-9b1c-2d3e4f5a6b7c"
@@ -54,7 +55,9 @@ BOT_PRINCIPAL_ID = service_principal_object_id(TENANT_ID, BOT_CLIENT_ID)
 
 
 class FakeCloud:
-    """Slack, Entra ID, Graph, Key Vault and Resource Manager on 127.0.0.1, sharing one test CA.
+    """Slack, Entra ID, Graph, Key Vault and Resource Manager on 127.0.0.1, sharing one test CA;
+    with `socket_mode`, also Slack's Socket Mode server, and the bot's environment gets the
+    app-level token (SLACK_APP_TOKEN) that opens it, which puts the bot in Socket Mode.
 
     In Resource Manager the vault is `vault_resource_id`; the bot's service principal holds
     Key Vault Secrets Officer on it and, as its right to grant people read access to their
@@ -64,20 +67,24 @@ class FakeCloud:
     `credential_for(slack_user_id)` is their TokenCredential, e.g. for a SecretClient.
     """
 
-    def __init__(self, directory: Path | None = None, *, roles: list[str] | None = None) -> None:
+    def __init__(
+        self, directory: Path | None = None, *, roles: list[str] | None = None, socket_mode: bool = False
+    ) -> None:
         self.ca = TestCA(directory)
         self.entra = FakeEntra(self.ca, TENANT_ID)
         self.graph = FakeGraph(self.ca, self.entra)
         self.vault = FakeKeyVault(self.ca, self.entra, TENANT_ID)
         self.arm = FakeArm(self.ca, self.entra, self.graph, TENANT_ID)
         self.slack = FakeSlack(self.ca, bot_token=BOT_TOKEN)
+        self.socket_mode = FakeSocketMode(self.ca, self.slack, app_token=APP_TOKEN) if socket_mode else None
         self._roles = list(roles or LEAST_PRIVILEGE)
         self.vault_resource_id = ""
         self.bot_assignment_right: str | None = None  # the name of the bot's KVDAA assignment
 
     @property
     def servers(self) -> list[Any]:
-        return [self.entra, self.graph, self.vault, self.arm, self.slack]
+        socket_mode = [self.socket_mode] if self.socket_mode is not None else []
+        return [self.entra, self.graph, self.vault, self.arm, self.slack, *socket_mode]
 
     def start(self) -> FakeCloud:
         for server in self.servers:
@@ -127,7 +134,7 @@ class FakeCloud:
 
     def environment(self, database_url: str, port: int = 0) -> dict[str, str]:
         """The bot's environment variables (as an operator would set them) for these fakes."""
-        return {
+        environment = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": f"{self.slack.url}/api/",
@@ -146,6 +153,9 @@ class FakeCloud:
             "SSL_CERT_FILE": str(self.ca.bundle_path),
             "REQUESTS_CA_BUNDLE": str(self.ca.bundle_path),
         }
+        if self.socket_mode is not None:
+            environment["SLACK_APP_TOKEN"] = self.socket_mode.app_token
+        return environment
 
     def settings(self, database_url: str, **overrides: Any) -> Settings:
         values: dict[str, Any] = {

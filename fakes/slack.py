@@ -3,6 +3,9 @@
 Production clients (slack_sdk `WebClient` / `AsyncWebClient`) talk to it unmodified with
 `base_url=f"{fake.url}/api/"`. Answers follow Slack: HTTP 200 with `{"ok": false, "error"}`
 for API errors; 429 + Retry-After only when a test scripts it (`rate_limit`, `inject`).
+Tokens are checked by type as Slack checks them: the bot token (`xoxb-`) for the bot's
+methods, an app-level token (`xapp-`, registered by the Socket Mode fake) for
+`apps.connections.open`; the other type gets `not_allowed_token_type`.
 """
 
 from __future__ import annotations
@@ -476,6 +479,7 @@ class FakeSlack(FakeServer):
         self._homes: dict[str, str] = {}
         self._opened: list[JSON] = []
         self._api_calls: list[JSON] = []
+        self._app_tokens: dict[str, Callable[[], str]] = {}  # app-level token -> a new wss URL
         self._counter = itertools.count(1)
         self._ts_micros = 1_700_000_000_000_000
         self._methods: dict[str, Callable[[JSON], JSON]] = {
@@ -494,6 +498,10 @@ class FakeSlack(FakeServer):
             "views.push": self._views_push,
             "views.update": self._views_update,
             "views.publish": self._views_publish,
+        }
+        # Methods that take an app-level token (xapp-…), and no other: handler(token, args).
+        self._app_methods: dict[str, Callable[[str, JSON], JSON]] = {
+            "apps.connections.open": self._apps_connections_open,
         }
         self.add_user(bot_user_id, bot_name, real_name=bot_name, is_bot=True)
         self.add_channel(GENERAL_CHANNEL, "general")
@@ -605,6 +613,14 @@ class FakeSlack(FakeServer):
                 "members": None if members is None else list(members),
                 "bot_member": bot_member,
             }
+
+    def register_app_token(self, token: str, issue_url: Callable[[], str]) -> None:
+        """Accept `token` (xapp-…) for apps.connections.open, which answers with `issue_url()`:
+        a fresh one-time wss:// URL of the Socket Mode fake (see fakes/socket_mode.py)."""
+        if not token.startswith("xapp-"):
+            raise ValueError("an app-level token starts with xapp-")
+        with self.lock:
+            self._app_tokens[token] = issue_url
 
     def user(self, user_id: str) -> JSON | None:
         with self.lock:
@@ -770,12 +786,18 @@ class FakeSlack(FakeServer):
             args = parse_body(request)
             record["args"] = self._decoded_args(args)
             handler = self._methods.get(method)
-            if handler is None:
+            app_handler = self._app_methods.get(method)
+            if handler is None and app_handler is None:
                 raise SlackError("unknown_method")
-            if method != "api.test":
-                self._authenticate(request, args)
+            token = (
+                "" if method == "api.test" else self._authenticate(request, args, app_level=bool(app_handler))
+            )
             with self.lock:
-                result = handler(args)
+                if app_handler is not None:
+                    result = app_handler(token, args)
+                else:
+                    assert handler is not None
+                    result = handler(args)
             body: JSON = {"ok": True, **result}
         except SlackError as exc:
             body = exc.body()
@@ -785,7 +807,8 @@ class FakeSlack(FakeServer):
             self._api_calls.append(record)
         return Response(200, body)
 
-    def _authenticate(self, request: Request, args: JSON) -> None:
+    def _authenticate(self, request: Request, args: JSON, *, app_level: bool) -> str:
+        """The request's token, if it is one this method takes (its type checked as Slack does)."""
         header = request.headers.get("Authorization") or ""
         token: Any = None
         if header[:7].lower() == "bearer ":
@@ -794,8 +817,14 @@ class FakeSlack(FakeServer):
             token = args["token"]
         if not token:
             raise SlackError("not_authed")
-        if token != self.bot_token:
-            raise SlackError("invalid_auth")
+        with self.lock:
+            is_app_token = token in self._app_tokens
+        accepted = is_app_token if app_level else token == self.bot_token
+        if accepted:
+            return str(token)
+        if is_app_token or token == self.bot_token:
+            raise SlackError("not_allowed_token_type")  # a real token, of the other type
+        raise SlackError("invalid_auth")
 
     @staticmethod
     def _decoded_args(args: JSON) -> JSON:
@@ -1282,6 +1311,10 @@ class FakeSlack(FakeServer):
         view["previous_view_id"] = current["previous_view_id"]
         view["root_view_id"] = current["root_view_id"]
         return view
+
+    def _apps_connections_open(self, token: str, args: JSON) -> JSON:
+        """A one-time wss:// URL for a Socket Mode connection (the app-level token's app)."""
+        return {"url": self._app_tokens[token]()}
 
     def _views_publish(self, args: JSON) -> JSON:
         user = self._arg(args, "user_id")

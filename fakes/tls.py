@@ -21,9 +21,14 @@ class TestCA:
         self.bundle_path = self._dir / "ca.pem"
         self._ca.cert_pem.write_to_path(str(self.bundle_path))
 
-    def server_context(self) -> ssl.SSLContext:
+    def server_context(self, *extra_hosts: str) -> ssl.SSLContext:
+        """A server context with a certificate for 127.0.0.1 and localhost (and `extra_hosts`,
+        e.g. another loopback address, in a certificate issued for them)."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._server_cert.configure_cert(context)
+        certificate = self._server_cert
+        if extra_hosts:
+            certificate = self._ca.issue_cert("127.0.0.1", "localhost", *extra_hosts)
+        certificate.configure_cert(context)
         return context
 
     def client_context(self) -> ssl.SSLContext:

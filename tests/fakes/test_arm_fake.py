@@ -19,7 +19,7 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 from azure.mgmt.authorization import AuthorizationManagementClient
-from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
+from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 
 from fakes.arm import (
     API_VERSION,
@@ -151,11 +151,12 @@ def grant_params(
     guid: str = KEY_VAULT_SECRETS_USER,
     principal_type: str | None = "User",
 ) -> RoleAssignmentCreateParameters:
+    optional: dict[str, str] = {} if principal_type is None else {"principal_type": principal_type}
     return RoleAssignmentCreateParameters(
         role_definition_id=role(arm, guid),
         principal_id=principal,
-        principal_type=principal_type,
         description="read access to one app's client secret, granted by oauth-bot",
+        **optional,  # type: ignore[arg-type]
     )
 
 

@@ -1053,9 +1053,12 @@ def test_driver_against_a_real_bolt_app(fake: FakeSlack) -> None:
             app_url=f"http://127.0.0.1:{holder['port']}", signing_secret=SECRET, slack=fake
         ) as driver:
             assert driver.command(ALICE, "/oauth-app").status_code == 200
+            # The listener acks first and opens the modal afterwards: wait for it.
+            deadline = time.monotonic() + 5
+            while fake.current_modal(ALICE) is None and time.monotonic() < deadline:
+                time.sleep(0.02)
             assert driver.modal_for(ALICE)["callback_id"] == "new_app"
             assert driver.submit(ALICE, driver.modal_for(ALICE), {"App name": "payroll"}).status_code == 200
-            deadline = time.monotonic() + 5
             while not fake.dm_messages(ALICE) and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert [m["text"] for m in fake.dm_messages(ALICE)] == ["payroll requested"]
