@@ -156,7 +156,7 @@ def grant_params(
         role_definition_id=role(arm, guid),
         principal_id=principal,
         description="read access to one app's client secret, granted by oauth-bot",
-        **optional,  # type: ignore[arg-type]
+        **optional,
     )
 
 
