@@ -12,13 +12,21 @@ from slack_bolt.async_app import AsyncApp
 import handlers
 from bot.config import Settings
 from bot.runtime import Services, build, warm_up
-from bot.slack.app import HttpServer, bound_port, close_bolt_app, finish_listeners, make_bolt_app, start_http
+from bot.slack.app import (
+    HttpServer,
+    bound_port,
+    close_bolt_app,
+    connect_socket_mode,
+    finish_listeners,
+    make_bolt_app,
+    start_http,
+)
 
 
 class BackgroundBot:
     """The bot's HTTP side on 127.0.0.1 (a random port), on its own event-loop thread, with
-    the routes `serve` would have for these settings (in Socket Mode: /healthz only; no
-    Socket Mode connection is made).
+    the routes `serve` would have for these settings (in Socket Mode: health only; the Socket
+    Mode connection is opened too with `connect_socket=True`).
 
     Used by `oauth-bot demo` and by the end-to-end tests; `serve` runs the same pieces.
     """
@@ -30,8 +38,11 @@ class BackgroundBot:
         clock: Any = None,
         start_worker: bool = True,
         start_scheduler: bool = False,
+        connect_socket: bool = False,
     ) -> None:
         self.settings = settings
+        self._connect_socket = connect_socket  # in Socket Mode: also open the connection, as serve does
+        self._socket: Any = None
         self._clock = clock
         self._start_worker = start_worker
         self._start_scheduler = start_scheduler
@@ -64,10 +75,15 @@ class BackgroundBot:
             services.worker.start()
         if self._start_scheduler:
             services.scheduler.start()
+        if self._connect_socket:
+            self._socket = await connect_socket_mode(self._bolt, self.settings)
+            server.socket = self._socket
         server.ready = True
 
     def stop(self) -> None:
         async def _stop() -> None:
+            if self._socket is not None:
+                await self._socket.close_async()
             if self._runner is not None:
                 await self._runner.cleanup()
             await finish_listeners()

@@ -75,18 +75,24 @@ def settle_memory() -> None:
     gc.set_threshold(20_000, 20, 20)  # fewer young collections per request; each one stays cheap
 
 
+READINESS_TIMEOUT_SECONDS = 3.0
+
+
 class HttpServer:
-    """The bot's HTTP side. Its routes follow `Settings.socket_mode`: /healthz always, and
-    POST /slack/events only in HTTP mode."""
+    """The bot's HTTP side. Its routes follow `Settings.socket_mode`: /healthz (liveness: the
+    process is up) and /readyz (readiness: the database answers and, in Socket Mode, the socket
+    is connected) always, and POST /slack/events only in HTTP mode."""
 
     def __init__(self, services: Services, bolt: AsyncApp) -> None:
         self.services = services
         self.bolt = bolt
         self.ready = False
+        self.socket: Any = None  # the Socket Mode handler, once connected
         self.web = web.Application()
         if not services.settings.socket_mode:
             self.web.router.add_post("/slack/events", self._slack)
         self.web.router.add_get("/healthz", self._healthz)
+        self.web.router.add_get("/readyz", self._readyz)
 
     async def _slack(self, request: web.Request) -> web.Response:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
@@ -100,6 +106,34 @@ class HttpServer:
         if not self.ready:
             return web.json_response({"status": "starting"}, status=503)
         return web.json_response({"status": "ok"})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        problems = [] if self.ready else ["starting"]
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.services.store.ping), READINESS_TIMEOUT_SECONDS)
+        except Exception as error:  # any failure to answer means: not ready
+            problems.append(f"database: {type(error).__name__}")
+        if self.services.settings.socket_mode and not await self._socket_connected():
+            problems.append("socket mode: not connected")
+        if problems:
+            return web.json_response({"status": "not ready", "problems": problems}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def _socket_connected(self) -> bool:
+        client = getattr(self.socket, "client", None)
+        return client is not None and bool(await client.is_connected())
+
+
+async def connect_socket_mode(bolt: AsyncApp, settings: Settings) -> Any:
+    """In Socket Mode: Bolt's handler, connected with the app-level token; else None."""
+    if not (settings.socket_mode and settings.slack_app_token):
+        return None
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    log.info("connected to Slack in Socket Mode")
+    return handler
 
 
 async def start_http(server: HttpServer, host: str, port: int) -> web.AppRunner:
@@ -142,13 +176,8 @@ async def serve(
     services.worker.start()
     services.scheduler.start()
     settle_memory()
-    socket_handler = None
-    if settings.socket_mode and settings.slack_app_token:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        socket_handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-        await socket_handler.connect_async()  # type: ignore[no-untyped-call]
-        log.info("connected to Slack in Socket Mode")
+    socket_handler = await connect_socket_mode(bolt, settings)
+    server.socket = socket_handler
     server.ready = True
     log.info(
         "oauth-bot ready on port %d (%s)",
@@ -163,7 +192,7 @@ async def serve(
     log.info("shutting down")
     server.ready = False
     if socket_handler is not None:
-        await socket_handler.close_async()  # type: ignore[no-untyped-call]
+        await socket_handler.close_async()
     await runner.cleanup()
     await finish_listeners()
     await close_bolt_app(bolt)

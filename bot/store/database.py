@@ -111,5 +111,10 @@ class Database:
                 # reads before that run outside any); with nothing written yet, begin it here.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    def ping(self) -> None:
+        """Raise if the database cannot answer a query now (readiness)."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
     def now(self) -> datetime:
         return self.clock.now()

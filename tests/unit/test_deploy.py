@@ -206,16 +206,7 @@ def probes() -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize(
     "probe",
-    [
-        "startupProbe",
-        "livenessProbe",
-        pytest.param(
-            "readinessProbe",
-            marks=pytest.mark.xfail(
-                strict=True, reason="the bot does not serve /readyz yet (issue #10): drop this mark then"
-            ),
-        ),
-    ],
+    ["startupProbe", "livenessProbe", "readinessProbe"],
 )
 def test_the_probes_ask_for_paths_a_running_bot_serves(http_bot: BackgroundBot, probe: str) -> None:
     """Each probe of the Deployment is a GET on the container's named port 3000 (PORT in the
