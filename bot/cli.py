@@ -33,7 +33,7 @@ def serve_command(at_boundary: BoundaryHook = no_hook) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    return int(run_demo(verbose=args.verbose))
+    return int(run_demo(verbose=args.verbose, step=args.step))
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -116,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     )
     demo = commands.add_parser("demo", help="play the whole story locally against built-in fakes")
     demo.add_argument("--verbose", action="store_true", help="also print the bot's log")
+    demo.add_argument("--step", action="store_true", help="pause between the acts (at a terminal)")
     commands.add_parser(
         "doctor", help="check the configuration, Slack, Entra, Graph, Key Vault and the database"
     )

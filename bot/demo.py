@@ -2,20 +2,28 @@
 
 A developer asks for an app in Slack, an admin approves it, the bot creates the app
 registration in (fake) Entra ID, puts the secret value into (fake) Key Vault and DMs the
-developer the IDs and the vault link. No Slack or Azure account is needed.
+developer the IDs and the vault link. Then the secret is rotated (the old one kept for the
+grace period, then removed), an expiry reminder arrives with its Rotate button, and the App
+Home shows it all. The bot's clock is moved by hand between acts. No Slack or Azure account is
+needed. `--step` pauses between acts; every card also gets a Block Kit Builder link.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import tempfile
 import textwrap
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bot import logs
+from fakes.clock import ManualClock
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, PEOPLE, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
@@ -81,18 +89,43 @@ def render(blocks: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _box(title: str, body: str) -> None:
+BUILDER = "https://app.slack.com/block-kit-builder/#"
+
+
+def builder_link(surface: dict[str, Any]) -> str:
+    """A Block Kit Builder link that renders these blocks (a message, a modal or a Home tab)."""
+    shown = {k: surface[k] for k in ("type", "title", "submit", "close", "blocks") if k in surface}
+    return BUILDER + quote(json.dumps(shown, separators=(",", ":")), safe="")
+
+
+def _box(title: str, body: str, surface: dict[str, Any] | None = None) -> None:
     print(f"\n┌─ {title}")
     for line in body.splitlines():
         print(f"│ {line}")
     print("└" + "─" * 60)
+    if surface is not None:
+        print(f"  see it rendered: {builder_link(surface)}")
+
+
+class _Acts:
+    """Numbered acts, with a pause before each one under --step (when a person is at the terminal)."""
+
+    def __init__(self, step: bool) -> None:
+        self.number = 0
+        self.step = step and sys.stdin.isatty()
+
+    def next(self, text: str) -> None:
+        self.number += 1
+        if self.step and self.number > 1:
+            input("\n(press Enter for the next act) ")
+        print(f"\n{self.number}. {text}")
 
 
 def _mask(value: str) -> str:
     return value[:3] + "•" * 12 + f"  ({len(value)} characters, masked)"
 
 
-def run_demo(*, verbose: bool = False) -> int:
+def run_demo(*, verbose: bool = False, step: bool = False) -> int:
     logs.configure("INFO" if verbose else "ERROR")
     if not verbose:
         logging.getLogger().setLevel(logging.CRITICAL)
@@ -100,18 +133,20 @@ def run_demo(*, verbose: bool = False) -> int:
     with FakeCloud(work) as cloud:
         cloud.trust()
         settings = cloud.settings(f"sqlite:///{work / 'oauth-bot.db'}")
+        clock = ManualClock()
+        acts = _Acts(step)
         print("oauth-bot demo: Slack, Entra ID, Microsoft Graph and Azure Key Vault are loopback fakes;")
         print(f"the bot is the real one, serving HTTP at POST /slack/events. Scratch files: {work}")
         with (
-            BackgroundBot(settings) as bot,
+            BackgroundBot(settings, clock=clock) as bot,
             SlackDriver(app_url=bot.url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack,
         ):
-            print(f"\n1. {_name(DEVELOPER)} types: /oauth-app new billing-api")
+            acts.next(f"{_name(DEVELOPER)} types: /oauth-app new billing-api")
             slack.command(DEVELOPER, "/oauth-app", "new billing-api")
             modal = _wait(lambda: cloud.slack.current_modal(DEVELOPER), "the modal")
-            _box("Modal: " + modal["title"]["text"], render(modal["blocks"]))
+            _box("Modal: " + modal["title"]["text"], render(modal["blocks"]), modal)
 
-            print("\n2. They fill it in and press Request.")
+            acts.next("They fill it in and press Request.")
             slack.submit(
                 DEVELOPER,
                 modal,
@@ -122,14 +157,14 @@ def run_demo(*, verbose: bool = False) -> int:
                 },
             )
             card = _wait(lambda: cloud.slack.messages(APPROVAL_CHANNEL), "the approval card")[-1]
-            _box("#oauth-approvals", render(card["blocks"]))
+            _box("#oauth-approvals", render(card["blocks"]), card)
 
-            print(f"\n3. {_name(OUTSIDER)} (not an admin) clicks Approve:")
+            acts.next(f"{_name(OUTSIDER)} (not an admin) clicks Approve:")
             slack.click(OUTSIDER, "Approve", message=card, channel=APPROVAL_CHANNEL)
             refusal = _wait(lambda: cloud.slack.ephemerals(OUTSIDER), "the refusal")[-1]
             print(f"   only they see: {refusal['text']}")
 
-            print(f"\n4. {_name(ADMINS[0])} (an admin) clicks Approve.")
+            acts.next(f"{_name(ADMINS[0])} (an admin) clicks Approve.")
             slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL)
             dm = _wait(
                 lambda: [m for m in cloud.slack.dm_messages(DEVELOPER) if "is done" in m.get("text", "")],
@@ -139,8 +174,8 @@ def run_demo(*, verbose: bool = False) -> int:
                 lambda: (m := cloud.slack.message(APPROVAL_CHANNEL, card["ts"])) and "done" in str(m) and m,
                 "the card's outcome",
             )
-            _box("#oauth-approvals (the card now)", render(final["blocks"]))
-            _box(f"DM to {_name(DEVELOPER)}", render(dm["blocks"]))
+            _box("#oauth-approvals (the card now)", render(final["blocks"]), final)
+            _box(f"DM to {_name(DEVELOPER)}", render(dm["blocks"]), dm)
 
             name = next(n for n in cloud.vault.names() if n.startswith("oauth-"))
             stored = cloud.vault.versions(name)[-1]
@@ -167,4 +202,63 @@ def run_demo(*, verbose: bool = False) -> int:
                 f"Entra ID now has '{app.get('displayName')}' ({app.get('signInAudience')}) with "
                 f"{len(cloud.graph.passwords(app.get('id', '')))} client secret; the request is complete."
             )
-            return 1 if in_slack else 0
+            if in_slack:
+                return 1
+            _after_delivery(cloud, bot, slack, clock, acts, stored["tags"]["client-id"])
+            return 0
+
+
+def _after_delivery(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, clock: ManualClock, acts: _Acts, client_id: str
+) -> None:
+    """Rotation, the grace period's end, an expiry reminder and the App Home."""
+    assert bot.services is not None
+    services = bot.services
+    app = cloud.graph.app_by_client_id(client_id) or {}
+
+    acts.next(f"{_name(DEVELOPER)} rotates the secret: /oauth-secret rotate billing-api")
+    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
+    slack.command(DEVELOPER, "/oauth-secret", "rotate billing-api")
+    card = _wait(lambda: cloud.slack.messages(APPROVAL_CHANNEL)[before:], "the rotation card")[-1]
+    _box("#oauth-approvals", render(card["blocks"]), card)
+    slack.click(ADMINS[1], "Approve", message=card, channel=APPROVAL_CHANNEL)
+    dm = _wait(
+        lambda: [m for m in cloud.slack.dm_messages(DEVELOPER) if "is done" in m.get("text", "")][1:],
+        "the rotation's DM",
+        timeout=120,
+    )[-1]
+    _box(f"DM to {_name(DEVELOPER)}", render(dm["blocks"]), dm)
+    print(
+        f"Entra ID: {len(cloud.graph.passwords(app.get('id', '')))} client secrets — the old one stays valid "
+        f"for the grace period ({services.settings.oauth_bot_grace_days:g} days)."
+    )
+
+    grace = services.settings.oauth_bot_grace_days
+    acts.next(f"{grace:g} days later (the bot's clock moves): the grace period ends.")
+    clock.advance(timedelta(days=services.settings.oauth_bot_grace_days, minutes=1))
+    services.lifecycle.retire_due()
+    retired = _wait(
+        lambda: [m for m in cloud.slack.dm_messages(DEVELOPER) if "was removed" in m.get("text", "")],
+        "the retirement DM",
+    )[-1]
+    _box(f"DM to {_name(DEVELOPER)}", render(retired["blocks"]), retired)
+    print(f"Entra ID: {len(cloud.graph.passwords(app.get('id', '')))} client secret left.")
+
+    left = services.settings.default_secret_days - services.settings.oauth_bot_grace_days - 10
+    acts.next(f"{left:g} days after that, the daily expiry scan runs.")
+    clock.advance(timedelta(days=left))
+    report = services.lifecycle.scan()
+    reminder = _wait(
+        lambda: [m for m in cloud.slack.dm_messages(DEVELOPER) if "expires" in m.get("text", "")],
+        "the expiry reminder",
+    )[-1]
+    _box(f"DM to {_name(DEVELOPER)}", render(reminder["blocks"]), reminder)
+    found = f"{report.apps} app(s), {report.secrets} secret(s)"
+    print(f"The scan paged {found}: {len(report.reminders)} reminder(s).")
+
+    acts.next(f"{_name(DEVELOPER)} opens oauth-bot's Home tab.")
+    published = len(cloud.slack.api_calls("views.publish"))
+    slack.home_opened(DEVELOPER)
+    _wait(lambda: len(cloud.slack.api_calls("views.publish")) > published, "the Home tab")
+    home = cloud.slack.home_view(DEVELOPER) or {"blocks": []}
+    _box("App Home", render(home["blocks"]), home)

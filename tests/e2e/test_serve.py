@@ -156,7 +156,9 @@ def test_serve_with_bad_values_exits_listing_every_variable_at_fault(
 
 
 def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
-    """The README's first command: the modal, the card, the DM and the masked vault content."""
+    """The README's first command: the modal, the card, the DM and the masked vault content; then
+    the rotation with its grace period, the old secret's removal, an expiry reminder with its
+    Rotate button and the App Home — each card with a Block Kit Builder link."""
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")}
     result = _cli("demo", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -169,6 +171,12 @@ def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
         "az keyvault secret show --id",
         "(40 characters, masked)",
         "The secret value was sent to Slack: no",
+        "Secret rotation request #2",
+        "Old secret: stays valid for 7 more days",
+        "was removed: its grace period ended",
+        "[ Rotate now ]",
+        "┌─ App Home",
+        "see it rendered: https://app.slack.com/block-kit-builder/#",
     ):
         assert expected in result.stdout, expected
 
