@@ -1,9 +1,10 @@
 """`oauth-bot serve`: Bolt's AsyncApp behind aiohttp (HTTP mode) or Socket Mode.
 
 HTTP mode serves POST /slack/events (commands, interactivity, events), always with Slack's
-signature and 5-minute timestamp checked, and GET /healthz (200 once the bot is ready).
-Socket Mode (`Settings.socket_mode`) serves GET /healthz only: Slack sends nothing over HTTP
-to an app in Socket Mode, so an HTTP route for Slack payloads would accept only forgeries.
+signature and 5-minute timestamp checked, GET /healthz (200 once the bot is ready) and
+GET /metrics (Prometheus text format). Socket Mode (`Settings.socket_mode`) serves GET /healthz
+and GET /metrics only: Slack sends nothing over HTTP to an app in Socket Mode, so an HTTP route
+for Slack payloads would accept only forgeries.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def make_bolt_app(services: Services, listeners: Listeners) -> AsyncApp:
     """Bolt's AsyncApp with the listeners registered. Call it inside the running event loop (its
     Web API client keeps one aiohttp session); `close_bolt_app` closes it."""
     settings = services.settings
-    client = async_web_client(settings)
+    client = async_web_client(settings, services.metrics)
     app = AsyncApp(
         client=client,
         # Request verification stays on in both modes: Bolt skips it for requests that came
@@ -76,8 +77,8 @@ def settle_memory() -> None:
 
 
 class HttpServer:
-    """The bot's HTTP side. Its routes follow `Settings.socket_mode`: /healthz always, and
-    POST /slack/events only in HTTP mode."""
+    """The bot's HTTP side. Its routes follow `Settings.socket_mode`: /healthz and /metrics
+    always, and POST /slack/events only in HTTP mode."""
 
     def __init__(self, services: Services, bolt: AsyncApp) -> None:
         self.services = services
@@ -87,6 +88,7 @@ class HttpServer:
         if not services.settings.socket_mode:
             self.web.router.add_post("/slack/events", self._slack)
         self.web.router.add_get("/healthz", self._healthz)
+        self.web.router.add_get("/metrics", self._metrics)
 
     async def _slack(self, request: web.Request) -> web.Response:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
@@ -100,6 +102,12 @@ class HttpServer:
         if not self.ready:
             return web.json_response({"status": "starting"}, status=503)
         return web.json_response({"status": "ok"})
+
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        # Off the event loop: the secrets-by-expiry gauges are counted in the database.
+        body, content_type = await asyncio.to_thread(self.services.metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def start_http(server: HttpServer, host: str, port: int) -> web.AppRunner:
