@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
 from bot.config import Settings
 from bot.core.errors import ConfigError
@@ -33,6 +34,21 @@ log = logging.getLogger(__name__)
 Listeners = Callable[[AsyncApp, Services], None]  # handlers.register: the thin listener layer
 
 
+class _TokenFromEnvironment(logging.Filter):
+    """Drops Bolt's start-up warning that the client's token wins over SLACK_BOT_TOKEN: Bolt reads
+    the variable behind our back although the client it is given carries that very token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _TokenFromEnvironment) for f in logger.filters):
+        logger.addFilter(_TokenFromEnvironment())
+    return logger
+
+
 def make_bolt_app(services: Services, listeners: Listeners) -> AsyncApp:
     """Bolt's AsyncApp with the listeners registered. Call it inside the running event loop (its
     Web API client keeps one aiohttp session); `close_bolt_app` closes it."""
@@ -44,6 +60,7 @@ def make_bolt_app(services: Services, listeners: Listeners) -> AsyncApp:
         # through the Socket Mode connection (authenticated by the app token) by itself.
         signing_secret=_signing_secret(settings),
         raise_error_for_unhandled_request=False,
+        logger=_bolt_logger(),
     )
     listeners(app, services)
     return app

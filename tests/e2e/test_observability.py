@@ -10,7 +10,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -219,3 +224,50 @@ def test_socket_mode_serves_metrics_and_still_refuses_slack_payloads(
     refused = httpx.post(f"{socket_bot.url}/slack/events", content=b"payload=%7B%7D", timeout=10)
     assert refused.status_code in (404, 405)
     assert cloud.slack.api_calls()[calls_before:] == []
+
+
+def test_serve_at_info_in_json_says_only_its_own_lines(cloud: FakeCloud, tmp_path: Path) -> None:
+    """`oauth-bot serve` as a process with LOG_FORMAT=json at INFO: from start to SIGTERM every
+    line of its output is a JSON object with time, level, logger and message, only bot loggers
+    speak (no Alembic, aiohttp or SDK chatter), and its /metrics answers 200 in the text format."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {
+        **os.environ,
+        **cloud.environment(f"sqlite:///{tmp_path / 'serve.db'}", port=port),
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return process.poll() is not None
+
+        wait_until(healthy, timeout=60, what="/healthz")
+        assert process.poll() is None
+        metrics = httpx.get(f"{url}/metrics", timeout=10)
+        assert metrics.status_code == 200
+        assert "oauth_bot_requests_in_flight 0.0" in metrics.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    documents = [json.loads(line) for line in output.splitlines()]
+    assert documents, "serve said nothing"
+    for document in documents:
+        assert {"time", "level", "logger", "message"} <= set(document)
+        assert document["logger"].startswith("bot."), document
+    assert any("ready on port" in d["message"] for d in documents)
