@@ -218,4 +218,6 @@ def _vault_error(action: str, error: HttpResponseError) -> VaultError:
 
 def _vault_failure(action: str, error: AzureError) -> VaultError:
     """A failure with no HTTP answer to show (connection, timeout, retry budget spent)."""
-    return VaultError(f"Azure Key Vault could not {action}: {type(error).__name__} (after retries).")
+    # The error's name in brackets, not after a colon: "the secret value: X" reads to the log
+    # redaction as a key and its value, and the cause would vanish from the logs.
+    return VaultError(f"Azure Key Vault could not {action} ({type(error).__name__}, after retries).")

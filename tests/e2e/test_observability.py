@@ -271,3 +271,44 @@ def test_serve_at_info_in_json_says_only_its_own_lines(cloud: FakeCloud, tmp_pat
         assert {"time", "level", "logger", "message"} <= set(document)
         assert document["logger"].startswith("bot."), document
     assert any("ready on port" in d["message"] for d in documents)
+
+
+@pytest.mark.parametrize("bot_settings", [{"oauth_bot_retry_budget_seconds": 3.0}])
+def test_a_vault_down_past_the_budget_is_a_warning_with_cause_and_next_step_and_counted(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, bot_settings: dict[str, Any]
+) -> None:
+    """Key Vault answering 503 past a 3 s retry budget: the vault step's line is a WARNING that
+    gives the cause (the SDK's error, not swallowed by the redaction) with the step's fields, the
+    request's failure is a WARNING that says the admins can Retry, approved → failed is one INFO
+    state line; /metrics counts one failed new_app request, one failed vault step, one Key Vault
+    write that did not end in 200 and its retries after 503."""
+    with production_logging("json") as stream:
+        card = request_new_app(slack, DEVELOPER, "vault-down-app")
+        cloud.vault.inject("PUT", r"^/secrets/", status=503, times=1000)
+        request = approve(slack, cloud, bot, card, ADMINS[0])
+        assert request.status == Status.FAILED
+        wait_until(lambda: "admins can Retry" in stream.getvalue(), what="the failure line")
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    ours = [d for d in lines if d.get("request_id") == request.id]
+    vault = [d for d in ours if d.get("event") == "request.step" and d["step"] == "vault"]
+    assert len(vault) == 1 and vault[0]["level"] == "WARNING" and vault[0]["outcome"] == "failed"
+    # The budget ran out between 503s: the cause is the SDK's error, named (not redacted away).
+    assert "[REDACTED]" not in vault[0]["message"], vault[0]["message"]
+    assert "after retries" in vault[0]["message"] and vault[0]["client_id"] == request.client_id
+    failed = [d for d in ours if d["level"] == "WARNING" and "admins can Retry" in d["message"]]
+    assert len(failed) == 1 and "Key Vault" in failed[0]["message"]
+    states = [(d["to_status"], d["level"]) for d in ours if d.get("event") == "request.state"]
+    assert states == [("approved", "INFO"), ("failed", "INFO")]
+
+    samples = _samples(httpx.get(f"{bot.url}/metrics", timeout=10).text)
+    assert _value(samples, "oauth_bot_requests_total", kind="new_app", state="failed") == 1
+    assert _value(samples, "oauth_bot_requests_total", kind="new_app", state="completed") == 0
+    assert _value(samples, "oauth_bot_step_duration_seconds_count", step="vault", outcome="failed") == 1
+    write = {"service": "keyvault", "operation": "PUT /secrets/{name}"}
+    ended = {
+        dict(labels)["status"]: value
+        for (name, labels), value in samples.items()
+        if name == "oauth_bot_remote_calls_total" and dict(labels).get("operation") == write["operation"]
+    }
+    assert sum(ended.values()) == 1 and "200" not in ended, ended  # one call, ended by the budget
+    assert _value(samples, "oauth_bot_remote_retries_total", reason="503", **write) >= 1
