@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot import logs as bot_logs
 from bot.core.model import Status, StepState
 from fakes.clock import ManualClock
-from fakes.cloud import ADMINS, DEVELOPER, FakeCloud
+from fakes.cloud import ADMINS, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
@@ -312,3 +312,47 @@ def test_a_vault_down_past_the_budget_is_a_warning_with_cause_and_next_step_and_
     }
     assert sum(ended.values()) == 1 and "200" not in ended, ended  # one call, ended by the budget
     assert _value(samples, "oauth_bot_remote_retries_total", reason="503", **write) >= 1
+
+
+def test_a_takeover_and_the_requests_in_flight_are_counted(
+    cloud: FakeCloud, database_path: Path, clock: ManualClock
+) -> None:
+    """An approved request whose lease names a worker that is gone (no live lock) is taken over
+    by the next poll: /metrics counts one lease takeover, shows the request in flight while its
+    addPassword is slow (1 s per answer) and none once it completed; the takeover is an INFO line
+    naming the dead worker."""
+    settings = cloud.settings(f"sqlite:///{database_path}")
+    with (
+        BackgroundBot(settings, clock=clock, start_worker=False) as running,
+        SlackDriver(app_url=running.url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack,
+        production_logging("json") as stream,
+    ):
+        assert running.services is not None
+        store = running.services.store
+        request_id = request_id_of(request_new_app(slack, DEVELOPER, "taken-over-app"))
+        dead = "worker-0000dead0000"
+        assert store.transition(
+            request_id,
+            from_status=[Status.PENDING],
+            to_status=Status.APPROVED,
+            approver_id=ADMINS[0],
+            lease_owner=dead,
+            lease_until=store.now() + timedelta(hours=1),
+        )
+        cloud.graph.latency(1.0, "POST", r"/addPassword$")
+
+        def gauge() -> float:
+            body = httpx.get(f"{running.url}/metrics", timeout=10).text
+            return _value(_samples(body), "oauth_bot_requests_in_flight")
+
+        assert gauge() == 0
+        (future,) = running.services.worker.poll_once()
+        wait_until(lambda: gauge() == 1, what="the request in flight")
+        assert future.result(timeout=60) is True
+        wait_until(lambda: gauge() == 0, what="nothing in flight")
+        samples = _samples(httpx.get(f"{running.url}/metrics", timeout=10).text)
+        assert _value(samples, "oauth_bot_lease_takeovers_total") == 1
+        assert _value(samples, "oauth_bot_requests_total", kind="new_app", state="completed") == 1
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    taken = [d for d in lines if d.get("taken_from") == dead]
+    assert len(taken) == 1 and taken[0]["level"] == "INFO" and taken[0]["request_id"] == request_id
