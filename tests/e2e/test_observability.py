@@ -143,12 +143,14 @@ def test_metrics_after_a_new_app_count_the_request_its_steps_and_its_remote_call
     503 once: one completed new_app request; one observation per finished step in the duration
     histogram (buckets cumulative up to +Inf); Graph's create counted once as a 200/201 call, once
     as a retry after 429 and once as throttled; one addPassword; Key Vault's write one 200 call
-    with one retry after 503; Slack's chat.postMessage calls counted ok; nothing in flight. The
+    with one retry after 503; Slack's chat.postMessage calls counted ok, and chat.update, rate
+    limited once (429), counted as one retry, one throttle and then ok; nothing in flight. The
     secret (180 days) is in no expiry bucket until the clock is 175 days on, then in ≤7 and ≤30."""
     cloud.graph.inject(
         "PATCH", r"^/v1\.0/applications\(uniqueName=", status=429, headers={"Retry-After": "0"}
     )
     cloud.vault.inject("PUT", r"^/secrets/", status=503, times=1)
+    cloud.slack.rate_limit("chat.update", retry_after=1)
     _run_new_app(cloud, bot, slack, "metered-app")
 
     def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -183,6 +185,10 @@ def test_metrics_after_a_new_app_count_the_request_its_steps_and_its_remote_call
     assert _value(samples, "oauth_bot_remote_retries_total", reason="503", **write) == 1
     posted = {"service": "slack", "operation": "chat.postMessage"}
     assert _value(samples, "oauth_bot_remote_calls_total", status="ok", **posted) >= 2  # card and DM
+    updated = {"service": "slack", "operation": "chat.update"}
+    assert _value(samples, "oauth_bot_remote_retries_total", reason="429", **updated) == 1
+    assert _value(samples, "oauth_bot_remote_throttled_total", **updated) == 1
+    assert _value(samples, "oauth_bot_remote_calls_total", status="ok", **updated) >= 1
     for bucket in ("expired", "7", "30"):
         assert _value(samples, "oauth_bot_secrets_expiring", days_left=bucket) == 0
     assert ("oauth_bot_secrets_expiring", (("days_left", "30"),)) in samples
