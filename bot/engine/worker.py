@@ -97,7 +97,7 @@ class Worker:
             try:
                 self.poll_once()
             except Exception:
-                log.exception("worker: poll failed")
+                log.exception("worker: poll failed; polling again in %s s", self.poll_seconds)
             self._stop.wait(self.poll_seconds)
 
     def drain(self, timeout: float = 30.0) -> None:
