@@ -25,7 +25,7 @@ def serve_command(at_boundary: BoundaryHook = no_hook) -> int:
     from bot.slack.app import serve
 
     settings = load_settings(for_serve=True)  # every problem reported before anything is served
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format.lower())
     asyncio.run(serve(settings, handlers.register, at_boundary=at_boundary))
     return 0
 
@@ -40,7 +40,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from bot.doctor import run_doctor
 
     settings = load_settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format.lower())
     return run_doctor(settings)
 
 
@@ -48,7 +48,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from bot.store.schema import HEAD, upgrade
 
     settings = load_settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format.lower())
     revision = upgrade(settings.database_url)
     print(f"the database schema is at revision {revision}" + (" (head)" if revision == HEAD else ""))
     return 0
@@ -58,7 +58,7 @@ def _scan(args: argparse.Namespace) -> int:
     from bot.runtime import build
 
     settings = load_settings(for_serve=True)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format.lower())
     services = build(settings)
     try:
         report = services.lifecycle.scan()

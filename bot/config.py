@@ -48,6 +48,7 @@ MICROSOFT_AUTHORITY_HOSTS = {urlsplit(c.authority_host).hostname for c in CLOUDS
 
 SECRET_LIFETIME_CHOICES = (90, 180, 365, 545, 730)  # the portal's choices, in days
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")  # bot/logs.py: readable lines, or one JSON object per line
 SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 # (backend, driver) pairs the bot ships with: SQLite, and PostgreSQL through psycopg 3.
 DATABASE_DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
@@ -127,6 +128,7 @@ class Settings(BaseSettings):
     oauth_bot_lease_seconds: float = Field(default=60, gt=0, le=86_400)
     oauth_bot_poll_seconds: float = Field(default=5, gt=0, le=86_400)
     log_level: str = "INFO"
+    log_format: str = "text"
 
     @field_validator("slack_api_url")
     @classmethod
@@ -246,6 +248,8 @@ class Settings(BaseSettings):
             )
         if self.log_level.upper() not in LOG_LEVELS:
             bad(f"must be one of {', '.join(LOG_LEVELS)}", "LOG_LEVEL")
+        if self.log_format.lower() not in LOG_FORMATS:
+            bad(f"must be one of {', '.join(LOG_FORMATS)}", "LOG_FORMAT")
         if self.azure_client_secret and self.azure_client_certificate_path:
             bad(
                 "set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH, not both",

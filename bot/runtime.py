@@ -29,6 +29,7 @@ from bot.flows.new_app import NewAppFlow
 from bot.flows.outcomes import Outcomes
 from bot.flows.rotation import RotationFlow
 from bot.logs import redact_value
+from bot.metrics import BotMetrics
 from bot.slack.client import web_client
 from bot.slack.home import build_home
 from bot.slack.notifier import SlackNotifier
@@ -53,6 +54,7 @@ class Services:
     notifier: SlackNotifier
     liveness: Liveness
     step_pool: ThreadPoolExecutor  # the new-app flow's side steps (service principal, owners)
+    metrics: BotMetrics  # this process's registry, served on GET /metrics
 
     def refresh_homes(self, user_ids: list[str]) -> None:
         """Re-publish the App Home of these users (in the background; best effort)."""
@@ -95,6 +97,9 @@ def build(
         if secret is not None:
             redact_value(secret.get_secret_value())
     store = Store.from_url(settings.database_url, clock=clock)
+    # One registry per process (not prometheus_client's global one: in-process tests run several bots).
+    metrics = BotMetrics()
+    metrics.watch_expiry(store.credential_expiry_counts, store.now)
     # Only SQLite is created on the fly; PostgreSQL (replicas) is migrated with `oauth-bot migrate`.
     ensure_schema(store, auto_create=create_schema and store.engine.dialect.name == "sqlite")
     tokens = TokenSource(settings)
@@ -103,6 +108,7 @@ def build(
         tokens.graph_auth(),
         retry=RetryPolicy(budget_seconds=settings.oauth_bot_retry_budget_seconds),
         timeout=settings.oauth_bot_http_timeout_seconds,
+        metrics=metrics,
     )
     vault = Vault(
         str(settings.key_vault_url),
@@ -111,8 +117,9 @@ def build(
         portal_url=settings.cloud.portal_url,
         timeout=settings.oauth_bot_http_timeout_seconds,
         budget_seconds=settings.oauth_bot_retry_budget_seconds,
+        metrics=metrics,
     )
-    notifier = SlackNotifier(web_client(settings), settings)
+    notifier = SlackNotifier(web_client(settings, metrics), settings)
 
     @lru_cache(maxsize=1)
     def granted_roles() -> frozenset[str]:
@@ -127,13 +134,17 @@ def build(
     )
     liveness = liveness_for(store.engine, new_worker_id())
     runner = Runner(
-        store, liveness, lease=timedelta(seconds=settings.oauth_bot_lease_seconds), at_boundary=at_boundary
+        store,
+        liveness,
+        lease=timedelta(seconds=settings.oauth_bot_lease_seconds),
+        at_boundary=at_boundary,
+        metrics=metrics,
     )
     roles = lambda: set(granted_roles())  # noqa: E731
     access = Access(
         settings=settings, store=store, directory=graph, email_of=notifier.user_email, granted_roles=roles
     )
-    outcomes = Outcomes(settings=settings, store=store, notifier=notifier, steps=runner)
+    outcomes = Outcomes(settings=settings, store=store, notifier=notifier, steps=runner, metrics=metrics)
     issuer = SecretIssuer(settings=settings, store=store, graph=graph, vault=vault, steps=runner)
     step_pool = ThreadPoolExecutor(
         max_workers=2 * settings.oauth_bot_worker_threads, thread_name_prefix="step"
@@ -163,6 +174,7 @@ def build(
         before_poll=intake.expire_stale,
         threads=settings.oauth_bot_worker_threads,
         poll_seconds=settings.oauth_bot_poll_seconds,
+        metrics=metrics,
     )
     lifecycle = Lifecycle(
         settings=settings, store=store, graph=graph, vault=vault, notifier=notifier, access=access
@@ -184,6 +196,7 @@ def build(
         notifier,
         liveness,
         step_pool,
+        metrics,
     )
     outcomes.on_change = services.refresh_homes
     return services

@@ -20,6 +20,7 @@ _NAMES = {
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
     "LOG_LEVEL",
+    "LOG_FORMAT",
 }
 
 

@@ -16,6 +16,7 @@ from bot.azure.retry import IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTra
 from bot.core.clock import iso, parse_iso
 from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown
 from bot.core.model import Application, NewPassword, PasswordCredential, SecretValue, TaggedApp
+from bot.core.ports import NO_METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class GraphClient:
         retry: RetryPolicy,
         timeout: float = 15.0,
         transport: httpx.BaseTransport | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._retry = retry
@@ -78,7 +80,7 @@ class GraphClient:
             base_url=f"{self.base_url}/v1.0",
             auth=auth,
             timeout=timeout,
-            transport=RetryTransport(transport or httpx.HTTPTransport(), retry),
+            transport=RetryTransport(transport or httpx.HTTPTransport(), retry, metrics=metrics),
             headers={"Accept": "application/json"},
         )
 

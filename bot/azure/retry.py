@@ -19,12 +19,15 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import httpx
+
+from bot.core.ports import NO_METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,22 @@ RETRY_REPLICATION = "retry_replication"
 IDEMPOTENT = "idempotent"
 # Nothing reached the server: safe to send again whatever the request.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+SERVICE = "graph"
+_KEY = re.compile(r"\((\w+)=[^)]*\)")  # applications(uniqueName='oauth-bot-…')
+_WORD = re.compile(r"\$?[A-Za-z]+")  # collections and actions; ids and e-mail addresses are not
+
+
+def operation(request: httpx.Request) -> str:
+    """The call as a metric label: method and path with ids and keys templated, e.g.
+    "POST /applications/{id}/addPassword", "PATCH /applications(uniqueName={uniqueName})"."""
+    path = request.url.path.removeprefix("/v1.0")
+    segments = [
+        _KEY.sub(lambda m: f"({m.group(1)}={{{m.group(1)}}})", part)
+        if not part or _WORD.fullmatch(_KEY.sub("", part))
+        else "{id}"
+        for part in path.split("/")
+    ]
+    return f"{request.method} {'/'.join(segments)}"
 
 
 @dataclass
@@ -84,11 +103,26 @@ def _idempotent(request: httpx.Request) -> bool:
 
 
 class RetryTransport(httpx.BaseTransport):
-    def __init__(self, inner: httpx.BaseTransport, policy: RetryPolicy) -> None:
+    def __init__(
+        self, inner: httpx.BaseTransport, policy: RetryPolicy, *, metrics: Metrics = NO_METRICS
+    ) -> None:
         self._inner = inner
         self._policy = policy
+        self._metrics = metrics
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send with retries; each call is counted once with its final status (or the error that
+        ended it), each attempt sent again and each 429 on the way too."""
+        name = operation(request)
+        try:
+            response = self._send(request, name)
+        except Exception as error:
+            self._metrics.remote_call(SERVICE, name, type(error).__name__)
+            raise
+        self._metrics.remote_call(SERVICE, name, str(response.status_code))
+        return response
+
+    def _send(self, request: httpx.Request, name: str) -> httpx.Response:
         policy = self._policy
         deadline = policy.monotonic() + policy.budget_seconds
         attempt = 0
@@ -108,7 +142,10 @@ class RetryTransport(httpx.BaseTransport):
                     type(error).__name__,
                     attempt + 1,
                 )
+                self._metrics.remote_retry(SERVICE, name, type(error).__name__)
             else:
+                if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+                    self._metrics.remote_throttled(SERVICE, name)
                 if not _is_retryable(request, response):
                     return response
                 wait = (
@@ -129,6 +166,7 @@ class RetryTransport(httpx.BaseTransport):
                     delay,
                     attempt + 1,
                 )
+                self._metrics.remote_retry(SERVICE, name, str(response.status_code))
             policy.sleep(delay)
             attempt += 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -15,15 +16,71 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
 )
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import HTTPPolicy, SansIOHTTPPolicy
 from azure.keyvault.secrets import SecretClient
 
 from bot.core.errors import VaultError, VaultPermissionError
 from bot.core.model import SecretValue, StoredVersion, VaultReference
+from bot.core.ports import NO_METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; client secret of a Microsoft Entra ID application"
 MAX_TAG_LENGTH = 256
+SERVICE = "keyvault"
+_PATH_WORDS = frozenset({"secrets", "versions", "deletedsecrets", "backup", "restore", "recover"})
+_LAST = "oauth_bot.last_attempt"  # pipeline context: what the previous attempt of this call got
+
+
+def operation(request: Any) -> str:
+    """The call as a metric label: "PUT /secrets/{name}", "GET /secrets/{name}/versions"."""
+    placeholders = iter(("{name}", "{version}"))
+    parts = [
+        part if not part or part in _PATH_WORDS else next(placeholders, "{id}")
+        for part in urlsplit(request.url).path.split("/")
+    ]
+    return f"{request.method} {'/'.join(parts)}"
+
+
+class CallMetrics(HTTPPolicy):
+    """First in the pipeline: each Key Vault call once, with its final status or error."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
+        self._metrics = metrics
+
+    def send(self, request: PipelineRequest) -> PipelineResponse:
+        name = operation(request.http_request)
+        try:
+            response = self.next.send(request)
+        except Exception as error:
+            self._metrics.remote_call(SERVICE, name, type(error).__name__)
+            raise
+        self._metrics.remote_call(SERVICE, name, str(response.http_response.status_code))
+        return response
+
+
+class AttemptMetrics(SansIOHTTPPolicy):
+    """Right after the SDK's retry policy: each attempt it sends again, and each 429."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
+        self._metrics = metrics
+
+    def on_request(self, request: PipelineRequest) -> None:
+        previous = request.context.get(_LAST)
+        if previous is not None:
+            self._metrics.remote_retry(SERVICE, operation(request.http_request), previous)
+
+    def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:
+        status = response.http_response.status_code
+        request.context[_LAST] = str(status)
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            self._metrics.remote_throttled(SERVICE, operation(request.http_request))
+
+    def on_exception(self, request: PipelineRequest) -> None:
+        request.context[_LAST] = type(sys.exc_info()[1]).__name__
 
 
 class Vault:
@@ -36,6 +93,7 @@ class Vault:
         portal_url: str,
         timeout: float = 15.0,
         budget_seconds: float = 60.0,
+        metrics: Metrics = NO_METRICS,
         **client_options: Any,
     ) -> None:
         self.vault_url = vault_url.rstrip("/")
@@ -50,6 +108,8 @@ class Vault:
             retry_backoff_factor=0.5,
             retry_backoff_max=8,
             timeout=budget_seconds,
+            per_call_policies=[CallMetrics(metrics)],
+            per_retry_policies=[AttemptMetrics(metrics)],
             **client_options,
         )
 
@@ -158,4 +218,6 @@ def _vault_error(action: str, error: HttpResponseError) -> VaultError:
 
 def _vault_failure(action: str, error: AzureError) -> VaultError:
     """A failure with no HTTP answer to show (connection, timeout, retry budget spent)."""
-    return VaultError(f"Azure Key Vault could not {action}: {type(error).__name__} (after retries).")
+    # The error's name in brackets, not after a colon: "the secret value: X" reads to the log
+    # redaction as a key and its value, and the cause would vanish from the logs.
+    return VaultError(f"Azure Key Vault could not {action} ({type(error).__name__}, after retries).")

@@ -127,3 +127,48 @@ class Steps(Protocol):
     """The engine's step runner: `run` records the step before and after `action` (bot.engine)."""
 
     def run(self, request: Request, name: str, action: Callable[[], T], **detail: Any) -> T: ...
+
+
+class Metrics(Protocol):
+    """What the bot counts and times (bot.metrics.BotMetrics, exposed on GET /metrics). Labels
+    are kinds, states, step names, services and statuses: never a value, a name or an id."""
+
+    def request_finished(self, kind: str, state: str) -> None: ...
+    def step_done(self, name: str, outcome: str, seconds: float) -> None: ...
+    def remote_call(self, service: str, operation: str, status: str) -> None: ...
+    def remote_retry(self, service: str, operation: str, reason: str) -> None: ...
+    def remote_throttled(self, service: str, operation: str) -> None: ...
+    def queue_depth(self, requests: int) -> None: ...
+    def lease_takeover(self) -> None: ...
+    def scan_done(self, seconds: float, apps: int, secrets: int) -> None: ...
+
+
+class NoMetrics:
+    """Counts nothing: the default of every part built without the runtime (tests, doctor)."""
+
+    def request_finished(self, kind: str, state: str) -> None:
+        return None
+
+    def step_done(self, name: str, outcome: str, seconds: float) -> None:
+        return None
+
+    def remote_call(self, service: str, operation: str, status: str) -> None:
+        return None
+
+    def remote_retry(self, service: str, operation: str, reason: str) -> None:
+        return None
+
+    def remote_throttled(self, service: str, operation: str) -> None:
+        return None
+
+    def queue_depth(self, requests: int) -> None:
+        return None
+
+    def lease_takeover(self) -> None:
+        return None
+
+    def scan_done(self, seconds: float, apps: int, secrets: int) -> None:
+        return None
+
+
+NO_METRICS: Metrics = NoMetrics()

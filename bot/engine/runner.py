@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -21,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from bot.core.errors import OAuthBotError
 from bot.core.model import Application, Kind, NewPassword, Request, StepState, VaultReference
+from bot.core.ports import NO_METRICS, Metrics
 from bot.engine.liveness import Liveness
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,10 @@ class Runner:
         *,
         lease: timedelta,
         at_boundary: BoundaryHook = no_hook,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.liveness = liveness
         self.worker_id = liveness.worker_id
         self.lease = lease
@@ -93,7 +97,13 @@ class Runner:
         if not self.store.claim(request_id, self.worker_id, self.lease, taking_over=taking_over):
             return False
         if taking_over is not None:
-            log.info("request %s: taken over from %s, a worker that is gone", request_id, taking_over)
+            self.metrics.lease_takeover()
+            log.info(
+                "request %s: taken over from %s, a worker that is gone",
+                request_id,
+                taking_over,
+                extra={"request_id": request_id, "worker": self.worker_id, "taken_from": taking_over},
+            )
         lost = threading.Event()
         with self._guard:
             self._held[request_id] = lost
@@ -108,14 +118,19 @@ class Runner:
                 else:
                     self._flows[request.kind](request)
             except LeaseLost:
-                log.warning("request %s: lease lost to another worker; stopped here", request_id)
+                log.warning(
+                    "request %s: lease lost to another worker; stopped here, the other worker carries it on",
+                    request_id,
+                )
                 return True
             except ShuttingDown:
                 log.info("request %s: stopped for shutdown; the next worker carries it on", request_id)
             except OAuthBotError as error:
                 self._fail(request, str(error), error.code)
             except Exception:
-                log.exception("request %s failed unexpectedly", request_id)
+                log.exception(
+                    "request %s failed unexpectedly; it is marked failed and the admins can Retry", request_id
+                )
                 self._fail(request, UNEXPECTED, None)
             self.store.release(request_id, self.worker_id)
         finally:
@@ -138,14 +153,70 @@ class Runner:
         self._check_lease(request.id)
         self.store.record_step(request.id, name, StepState.STARTED, **detail)
         self._at_boundary(f"{name}:started")
+        began = time.monotonic()
         try:
             result = action()
         except OAuthBotError as error:
             self.store.record_step(request.id, name, StepState.FAILED, error=str(error))
+            self._step_done(request, name, "failed", began, cause=str(error))
             raise
-        self.store.record_step(request.id, name, StepState.FINISHED, **_ids(result))
+        except (LeaseLost, ShuttingDown):
+            self._step_done(request, name, "interrupted", began)
+            raise
+        except Exception as error:
+            self._step_done(request, name, "error", began, cause=type(error).__name__)
+            raise
+        ids = _ids(result)
+        self.store.record_step(request.id, name, StepState.FINISHED, **ids)
+        self._step_done(request, name, "finished", began, client_id=ids.get("client_id"))
         self._at_boundary(f"{name}:finished")
         return result
+
+    def _step_done(
+        self,
+        request: Request,
+        name: str,
+        outcome: str,
+        began: float,
+        *,
+        cause: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        """The one log line (INFO; WARNING with the cause when it failed) and the timing of a step."""
+        seconds = time.monotonic() - began
+        self.metrics.step_done(name, outcome, seconds)
+        fields = {
+            "event": "request.step",
+            "request_id": request.id,
+            "kind": str(request.kind),
+            "client_id": request.client_id or client_id,
+            "actor": "oauth-bot",
+            "worker": self.worker_id,
+            "step": name,
+            "outcome": outcome,
+            "duration_s": round(seconds, 3),
+        }
+        if cause is None:
+            log.info(
+                "request %s (%s): step %s %s in %.3f s",
+                request.id,
+                request.kind,
+                name,
+                outcome,
+                seconds,
+                extra=fields,
+            )
+        else:
+            log.warning(
+                "request %s (%s): step %s %s after %.3f s: %s",
+                request.id,
+                request.kind,
+                name,
+                outcome,
+                seconds,
+                cause,
+                extra=fields,
+            )
 
     def _fail(self, request: Request, message: str, code: str | None) -> None:
         self.store.record_step(request.id, "request", StepState.FAILED, error=message, code=code)

@@ -68,7 +68,7 @@ class Scheduler:
             try:
                 job.run()
             except Exception:
-                log.exception("scheduled job %s failed", job.name)
+                log.exception("scheduled job %s failed; it runs again at its next interval", job.name)
             ran.append(job.name)
             self.runs.append(job.name)
         return ran
@@ -92,7 +92,7 @@ class Scheduler:
             try:
                 self.tick()
             except Exception:
-                log.exception("scheduler tick failed")
+                log.exception("scheduler tick failed; trying again in %s s", self.tick_seconds)
             self._stop.wait(self.tick_seconds)
 
     def stop(self) -> None:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from bot.core.ports import NO_METRICS, Metrics
 from bot.engine.liveness import Liveness
 from bot.engine.runner import Runner
 from bot.store import Store
@@ -31,8 +32,10 @@ class Worker:
         before_poll: Callable[[], object] = lambda: None,
         threads: int = 4,
         poll_seconds: float = 5.0,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.runner = runner
+        self.metrics = metrics
         self._before_poll = before_poll  # e.g. expire pending requests past their time
         self.store = store
         self.liveness = liveness
@@ -53,7 +56,14 @@ class Worker:
                 return running
             future = self._pool.submit(self._run, request_id, taking_over)
             self._in_flight[request_id] = future
-            return future
+        self._report_depth()
+        future.add_done_callback(lambda _future: self._report_depth())
+        return future
+
+    def _report_depth(self) -> None:
+        """Requests handed to this process and not finished yet, queued or running (a gauge)."""
+        with self._lock:  # set under the lock: two threads' counts cannot land out of order
+            self.metrics.queue_depth(sum(not future.done() for future in self._in_flight.values()))
 
     def _run(self, request_id: int, taking_over: str | None) -> bool:
         try:
@@ -87,7 +97,7 @@ class Worker:
             try:
                 self.poll_once()
             except Exception:
-                log.exception("worker: poll failed")
+                log.exception("worker: poll failed; polling again in %s s", self.poll_seconds)
             self._stop.wait(self.poll_seconds)
 
     def drain(self, timeout: float = 30.0) -> None:

@@ -144,7 +144,12 @@ class Intake:
                     f"the approval card could not be posted ({error}). The oauth-bot admins must check "
                     "OAUTH_BOT_APPROVAL_CHANNEL and invite the bot to that channel; then ask again."
                 )
-                log.error("request %s: approval card not posted: %s", request.id, error)
+                log.error(
+                    "request %s: approval card not posted: %s; the request is failed, the requester "
+                    "told to ask again and the admins alerted",
+                    request.id,
+                    error,
+                )
                 self.outcomes.safely(
                     self.notifier.alert_admins, f"oauth-bot could not post request #{request.id}: {message}"
                 )

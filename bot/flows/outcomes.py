@@ -12,10 +12,11 @@ from typing import Any
 from bot.config import Settings
 from bot.core.errors import Conflict, OAuthBotError, RemoteError
 from bot.core.model import IssuedSecret, Request, Status, StepState
-from bot.core.ports import Notifier, Repository, Steps
+from bot.core.ports import NO_METRICS, Metrics, Notifier, Repository, Steps
 
 log = logging.getLogger(__name__)
 CARD_LOCKS = 64  # card updates of one request are serialised; requests share a fixed set of locks
+FINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.DENIED, Status.CANCELLED, Status.EXPIRED})
 
 
 def started(store: Repository, request: Request, name: str) -> bool:
@@ -27,11 +28,20 @@ def finished(store: Repository, request: Request, name: str) -> bool:
 
 
 class Outcomes:
-    def __init__(self, *, settings: Settings, store: Repository, notifier: Notifier, steps: Steps) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Repository,
+        notifier: Notifier,
+        steps: Steps,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.notifier = notifier
         self.steps = steps
+        self.metrics = metrics
         self.on_change: Callable[[list[str]], None] = lambda _users: None  # e.g. refresh App Homes
         self._card_locks = [threading.Lock() for _ in range(CARD_LOCKS)]
 
@@ -47,11 +57,35 @@ class Outcomes:
         **values: Any,
     ) -> None:
         """Compare-and-set the status and write its audit event in one transaction; Conflict
-        if another click, replica or job moved it first."""
+        if another click, replica or job moved it first. Every change is logged here, once (INFO,
+        with the request's id, kind, client ID, actor and its age), and counted when it ends it."""
         with self.store.atomic():
             if not self.store.transition(request_id, from_status=from_status, to_status=to_status, **values):
                 raise Conflict(_already(self.store.get_request(request_id)))
             self.store.audit(actor, action, request_id=request_id, **(detail or {}))
+            request = self.store.get_request(request_id)
+        age = (self.store.now() - request.created_at).total_seconds() if request.created_at else None
+        log.info(
+            "request %s (%s): %s → %s by %s",
+            request_id,
+            request.kind,
+            "/".join(from_status),
+            to_status,
+            actor,
+            extra={
+                "event": "request.state",
+                "request_id": request_id,
+                "kind": str(request.kind),
+                "client_id": request.client_id,
+                "actor": actor,
+                "action": action,
+                "from_status": "/".join(from_status),
+                "to_status": str(to_status),
+                "duration_s": None if age is None else round(age, 3),  # since it was filed
+            },
+        )
+        if to_status in FINAL:
+            self.metrics.request_finished(str(request.kind), str(to_status))
 
     def fail(self, request: Request, message: str, code: str | None) -> None:
         """The engine's report of a failed run: approved → failed (with the error's code), the card
@@ -69,6 +103,13 @@ class Outcomes:
             )
         except Conflict:
             return  # no longer ours to fail
+        log.warning(
+            "request %s (%s) failed: %s; the requester is told and the admins can Retry from the card",
+            request.id,
+            request.kind,
+            message,
+            extra={"request_id": request.id, "kind": str(request.kind), "code": code},
+        )
         self.refresh_card(request.id)
         self.safely(self.notifier.request_failed, self.store.get_request(request.id), message)
 
@@ -103,7 +144,11 @@ class Outcomes:
         try:
             action(*args)
         except (RemoteError, OAuthBotError) as error:
-            log.warning("could not %s: %s", getattr(action, "__name__", "notify"), error)
+            log.warning(
+                "could not %s: %s; the decision stands, only this message is missing",
+                getattr(action, "__name__", "notify"),
+                error,
+            )
 
 
 def _already(request: Request) -> str:

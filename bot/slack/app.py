@@ -1,9 +1,10 @@
 """`oauth-bot serve`: Bolt's AsyncApp behind aiohttp (HTTP mode) or Socket Mode.
 
 HTTP mode serves POST /slack/events (commands, interactivity, events), always with Slack's
-signature and 5-minute timestamp checked, and GET /healthz (200 once the bot is ready).
-Socket Mode (`Settings.socket_mode`) serves GET /healthz only: Slack sends nothing over HTTP
-to an app in Socket Mode, so an HTTP route for Slack payloads would accept only forgeries.
+signature and 5-minute timestamp checked, GET /healthz (200 once the bot is ready) and
+GET /metrics (Prometheus text format). Socket Mode (`Settings.socket_mode`) serves GET /healthz
+and GET /metrics only: Slack sends nothing over HTTP to an app in Socket Mode, so an HTTP route
+for Slack payloads would accept only forgeries.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
 from bot.config import Settings
 from bot.core.errors import ConfigError
@@ -32,17 +34,33 @@ log = logging.getLogger(__name__)
 Listeners = Callable[[AsyncApp, Services], None]  # handlers.register: the thin listener layer
 
 
+class _TokenFromEnvironment(logging.Filter):
+    """Drops Bolt's start-up warning that the client's token wins over SLACK_BOT_TOKEN: Bolt reads
+    the variable behind our back although the client it is given carries that very token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _TokenFromEnvironment) for f in logger.filters):
+        logger.addFilter(_TokenFromEnvironment())
+    return logger
+
+
 def make_bolt_app(services: Services, listeners: Listeners) -> AsyncApp:
     """Bolt's AsyncApp with the listeners registered. Call it inside the running event loop (its
     Web API client keeps one aiohttp session); `close_bolt_app` closes it."""
     settings = services.settings
-    client = async_web_client(settings)
+    client = async_web_client(settings, services.metrics)
     app = AsyncApp(
         client=client,
         # Request verification stays on in both modes: Bolt skips it for requests that came
         # through the Socket Mode connection (authenticated by the app token) by itself.
         signing_secret=_signing_secret(settings),
         raise_error_for_unhandled_request=False,
+        logger=_bolt_logger(),
     )
     listeners(app, services)
     return app
@@ -80,8 +98,8 @@ READINESS_TIMEOUT_SECONDS = 3.0
 
 class HttpServer:
     """The bot's HTTP side. Its routes follow `Settings.socket_mode`: /healthz (liveness: the
-    process is up) and /readyz (readiness: the database answers and, in Socket Mode, the socket
-    is connected) always, and POST /slack/events only in HTTP mode."""
+    process is up), /readyz (readiness: the database answers and, in Socket Mode, the socket is
+    connected) and /metrics always, and POST /slack/events only in HTTP mode."""
 
     def __init__(self, services: Services, bolt: AsyncApp) -> None:
         self.services = services
@@ -93,6 +111,7 @@ class HttpServer:
             self.web.router.add_post("/slack/events", self._slack)
         self.web.router.add_get("/healthz", self._healthz)
         self.web.router.add_get("/readyz", self._readyz)
+        self.web.router.add_get("/metrics", self._metrics)
 
     async def _slack(self, request: web.Request) -> web.Response:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
@@ -122,6 +141,11 @@ class HttpServer:
     async def _socket_connected(self) -> bool:
         client = getattr(self.socket, "client", None)
         return client is not None and bool(await client.is_connected())
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        # Off the event loop: the secrets-by-expiry gauges are counted in the database.
+        body, content_type = await asyncio.to_thread(self.services.metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def connect_socket_mode(bolt: AsyncApp, settings: Settings) -> Any:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 
 from bot.core.model import LIVE_CREDENTIALS, AppOwner, Credential, CredentialStatus, ManagedApp
 from bot.store.database import Database, columns, entity
@@ -115,3 +116,18 @@ class AppRepository(Database):
                 )
             )
             return [_credential(row) for row in rows]
+
+    def credential_expiry_counts(self, now: datetime, limits: Sequence[int]) -> dict[str, int]:
+        """Live credentials already expired, and those ending within each limit in days
+        (cumulative, not yet expired): {"expired": n, "7": n, "30": n}. One query (/metrics)."""
+        end = CredentialRow.end
+        buckets = {"expired": end <= now} | {
+            str(limit): (end > now) & (end <= now + timedelta(days=limit)) for limit in limits
+        }
+        with self.session() as session:
+            row = session.execute(
+                select(*(func.coalesce(func.sum(case((c, 1), else_=0)), 0) for c in buckets.values())).where(
+                    CredentialRow.status.in_(list(LIVE_CREDENTIALS))
+                )
+            ).one()
+        return {name: int(count) for name, count in zip(buckets, row, strict=True)}

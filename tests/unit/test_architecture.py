@@ -132,6 +132,18 @@ def test_only_the_demo_uses_the_fakes_and_only_the_entry_point_wires_the_handler
     assert [p.relative_to(ROOT).as_posix() for p in handlers] == ["bot/cli.py"]
 
 
+def test_only_bot_metrics_knows_prometheus_client() -> None:
+    """Metrics go through bot.core.ports.Metrics: prometheus_client is imported by bot/metrics.py
+    alone, never by core, flows, the engine, Azure, the store, Slack or the handlers."""
+    users = [
+        p.relative_to(ROOT).as_posix()
+        for folder in ("bot", "handlers")
+        for p in _modules(folder)
+        if any(n.split(".")[0] == "prometheus_client" for n in _imports(p))
+    ]
+    assert users == ["bot/metrics.py"]
+
+
 def test_no_module_of_bot_or_handlers_is_longer_than_a_newcomer_can_read() -> None:
     """No module of bot/ or handlers/ is over 450 lines."""
     long = {

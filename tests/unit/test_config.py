@@ -115,6 +115,7 @@ def test_a_shorter_maximum_lowers_the_unset_default_lifetime(monkeypatch: pytest
         ({"AZURE_AUTHORITY_HOST": "login.microsoftonline.com"}, "AZURE_AUTHORITY_HOST: must be an https URL"),
         ({"KEY_VAULT_URL": "http://contoso.vault.azure.net"}, "KEY_VAULT_URL: must be an https URL"),
         ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT: must be one of text, json"),
         ({"OAUTH_BOT_ADMINS": "U0ADMIN001,@alex"}, "OAUTH_BOT_ADMINS: must be Slack member IDs"),
         (
             {"SLACK_APP_TOKEN": "xoxb-1-a-bot-token-by-mistake"},

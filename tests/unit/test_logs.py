@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+from pathlib import Path
 
 import pytest
 
-from bot import logs
+from bot import cli, logs
 
 ENTRA_SECRET = "Abc8Q~Zz1xYw2vUt3sRq4pOn5mLk6jIh7gFe8dC"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJhdWQiOiJodHRwczovL2dyYXBoIn0.c2lnbmF0dXJlLXBhcnQ"
@@ -118,3 +120,72 @@ def test_stack_info_is_redacted() -> None:
     text = _captured(lambda: log.warning("where %s", "here", stack_info=True))  # xoxb-1-in-source-line
     assert "Stack (most recent call last)" in text
     assert "xoxb-1-in-source-line" not in text and "[REDACTED]" in text
+
+
+def _json_lines(emit: object) -> list[dict[str, object]]:
+    stream = io.StringIO()
+    logs.configure("DEBUG", stream=stream, fmt="json")
+    try:
+        emit()  # type: ignore[operator]
+    finally:
+        logging.getLogger().handlers.clear()
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_format_is_one_object_per_line_with_the_extra_fields_redacted() -> None:
+    """LOG_FORMAT=json: each record is one JSON object (time, level, logger, message and the
+    fields given with `extra=`); a secret-shaped value in the message, in an extra field (plain
+    or nested), in a traceback or in stack_info is redacted, and ordinary fields are kept."""
+    log = logging.getLogger("bot.test")
+
+    def emit() -> None:
+        log.info("step %s done", "vault", extra={"request_id": 7, "kind": "new_app", "note": ENTRA_SECRET})
+        log.warning("nested", extra={"detail": {"token": SLACK_TOKEN, "ids": [JWT, 3]}})
+        try:
+            raise RuntimeError(f"body secretText={ENTRA_SECRET}")
+        except RuntimeError:
+            log.exception("failed with %s", ENTRA_SECRET, stack_info=True)
+
+    lines = _json_lines(emit)
+    assert len(lines) == 3
+    for line in lines:
+        assert {"time", "level", "logger", "message"} <= set(line)
+        assert line["logger"] == "bot.test"
+    first, nested, failed = lines
+    assert first["message"] == "step vault done" and first["level"] == "INFO"
+    assert first["request_id"] == 7 and first["kind"] == "new_app"
+    assert first["note"] == "[REDACTED]"
+    assert nested["detail"] == {"token": "[REDACTED]", "ids": ["[REDACTED]", 3]}
+    assert "RuntimeError" in str(failed["exception"]) and "Stack (most recent" in str(failed["stack"])
+    text = json.dumps(lines)
+    for leaked in (ENTRA_SECRET, SLACK_TOKEN, JWT):
+        assert leaked not in text
+
+
+def test_text_format_appends_the_extra_fields_redacted() -> None:
+    """LOG_FORMAT=text (the default): one line per record with its extra fields as key=value,
+    a secret-shaped extra value redacted."""
+    text = _captured(
+        lambda: logging.getLogger("bot.test").info(
+            "request 3: approved", extra={"request_id": 3, "actor": "U0ADMIN1", "note": ENTRA_SECRET}
+        )
+    )
+    assert "request 3: approved request_id=3 actor=U0ADMIN1 note=[REDACTED]" in text
+    assert ENTRA_SECRET not in text
+
+
+def test_migrate_says_only_its_result_at_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`oauth-bot migrate` at LOG_LEVEL=INFO prints the schema's revision and nothing from
+    Alembic (its "Context impl", "Running upgrade" lines are library chatter at INFO)."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
+    monkeypatch.setenv("LOG_LEVEL", "INFO")
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+    try:
+        assert cli.main(["migrate"]) == 0
+    finally:
+        logging.getLogger().handlers.clear()
+    out, err = capsys.readouterr()
+    assert "the database schema is at revision" in out
+    assert err == ""
