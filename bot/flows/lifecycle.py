@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -75,6 +76,8 @@ class ScanReport:
     apps: int = 0
     secrets: int = 0
     reminders: list[Reminder] = field(default_factory=list)
+    paging_seconds: float = 0.0  # Graph's pages and the reminders due in them
+    sending_seconds: float = 0.0  # the reminders' DMs (paced for Slack) and their records
 
 
 @dataclass(frozen=True)
@@ -202,13 +205,16 @@ class Lifecycle:
         report = ScanReport()
         now = self.store.now()
         horizon = now + timedelta(days=max(self.settings.reminder_days, default=0) + 1)
+        started = time.perf_counter()
         apps = self.graph.iter_tagged_apps(APP_TAG, expiring_before=horizon)
         due: list[Reminder] = []
         while page := list(islice(apps, SCAN_PAGE)):
             report.apps += len(page)
             report.secrets += sum(app.secrets for app in page)
             due.extend(self._due(page, now))
+        paged = time.perf_counter()
         report.reminders = [reminder for reminder in due if self._send(reminder)]
+        report.paging_seconds, report.sending_seconds = paged - started, time.perf_counter() - paged
         if report.reminders:
             try:
                 self.notifier.expiry_digest(report.reminders)
