@@ -3,7 +3,7 @@ managed by the bot, ~10 % with a secret expired or expiring within 30 days: requ
 paging time and peak memory, side by side with a raw httpx client paging the same data.
 
     python benchmarks/scan_paging.py [--apps 50000] [--runs 3] [--owners 500] [--expiring 0.1]
-        [--dms-per-minute 60000] [--profile FILE]
+        [--dms-per-minute 60000] [--compare NAME=ROOT ...] [--profile FILE]
 
 Each side runs in its own fresh process against the same loopback fakes (in this process):
 the raw side pages `GET /applications` with httpx; the bot side is `oauth-bot scan`'s path
@@ -20,6 +20,8 @@ inside the notifier's calls. A scan that sends while it pages (the code before i
 has no phases: there paging is the time outside the notifier's calls. Memory is the growth of
 the process's peak RSS during the scan (VmHWM reset through /proc/self/clear_refs first), so
 library import sizes do not count.
+`--compare before=/path/to/checkout` adds a row for another checkout's bot (run from that
+directory's code against the same fakes and database), interleaved run by run with this one.
 `--profile FILE` runs the bot side once under cProfile and writes the stats to FILE.
 """
 
@@ -196,6 +198,13 @@ def main() -> None:
     parser.add_argument("--owners", type=int, default=500)
     parser.add_argument("--expiring", type=float, default=0.1, help="share of apps with a secret due")
     parser.add_argument("--dms-per-minute", type=float, default=60_000)
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=ROOT",
+        help="also run the bot of another checkout (e.g. the code before a change), interleaved",
+    )
     parser.add_argument("--profile", help="write a cProfile of one bot run to this file")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="oauth-bot-scan-bench-"))
@@ -237,35 +246,47 @@ def main() -> None:
             # reminders take ~17 min at the default 300 per minute; here only their cost counts
             "OAUTH_BOT_REMINDER_DMS_PER_MINUTE": str(args.dms_per_minute),
         }
-        raw, ours, requests = [], [], []
-        for _ in range(args.runs):
+        sides = {"oauth-bot scan": str(ROOT), **dict(c.split("=", 1) for c in args.compare)}
+        raw: list[dict[str, float]] = []
+        ours: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+        for _ in range(args.runs):  # the sides interleaved, so machine load falls on each alike
             raw.append(run(RAW_CLIENT, env))
-            forget_reminders(store)
-            before = len(cloud.graph.calls_to("GET", r"^/v1\.0/applications$"))
-            ours.append(run(BOT_SCAN, env))
-            requests.append(len(cloud.graph.calls_to("GET", r"^/v1\.0/applications$")) - before)
+            for name, root in sides.items():
+                forget_reminders(store)
+                before = len(cloud.graph.calls_to("GET", r"^/v1\.0/applications$"))
+                result = run(BOT_SCAN, {**env, "ROOT": root})
+                result["requests"] = len(cloud.graph.calls_to("GET", r"^/v1\.0/applications$")) - before
+                ours[name].append(result)
         if args.profile:
             forget_reminders(store)
             run(BOT_SCAN, {**env, "PROFILE": args.profile})
+    report(args, raw, ours)
+
+
+def report(
+    args: argparse.Namespace, raw: list[dict[str, float]], ours: dict[str, list[dict[str, float]]]
+) -> None:
     mb = 1024 * 1024
-    raw_s, ours_s = median(r["seconds"] for r in raw), median(o["seconds"] for o in ours)
-    dm_s = median(o["dm_seconds"] for o in ours)
-    send_s = median(o["send_seconds"] for o in ours)
-    raw_mb, ours_mb = median(r["growth"] for r in raw) / mb, median(o["growth"] for o in ours) / mb
+    raw_s, raw_mb = median(r["seconds"] for r in raw), median(r["growth"] for r in raw) / mb
     print(f"apps in the fake Graph: {args.apps}, all tagged and managed (runs: {args.runs}, medians)")
     print(f"{'':24}{'requests':>10}{'paging s':>10}{'sending s':>11}{'in DMs s':>10}{'peak RSS +MB':>14}")
     print(f"{'raw httpx client':24}{raw[0]['requests']:>10}{raw_s:>10.2f}{'':>11}{'':>10}{raw_mb:>14.1f}")
-    print(
-        f"{'oauth-bot scan':24}{max(requests):>10}{ours_s:>10.2f}{send_s:>11.2f}{dm_s:>10.2f}{ours_mb:>14.1f}"
-    )
-    ratio = ours_s / raw_s
-    print(
-        f"apps seen by the scan: {ours[0]['apps']}, secrets {ours[0]['secrets']}, "
-        f"reminders sent per run: {[int(o['reminders']) for o in ours]}"
-    )
-    print(f"requests ≤ 51: {'yes' if max(requests) <= 51 else 'NO'} ({max(requests)})")
-    print(f"paging time ≤ 1.2 x raw: {'yes' if ratio <= 1.2 else 'NO'} ({ratio:.2f}x)")
-    print(f"memory ≤ raw + 50 MB: {'yes' if ours_mb <= raw_mb + 50 else 'NO'} ({ours_mb - raw_mb:+.1f} MB)")
+    for name, results in ours.items():
+        requests = max(int(o["requests"]) for o in results)
+        paging = median(o["seconds"] for o in results)
+        sending = median(o["send_seconds"] for o in results)
+        in_dms = median(o["dm_seconds"] for o in results)
+        growth = median(o["growth"] for o in results) / mb
+        print(f"{name:24}{requests:>10}{paging:>10.2f}{sending:>11.2f}{in_dms:>10.2f}{growth:>14.1f}")
+    for name, results in ours.items():
+        requests = max(int(o["requests"]) for o in results)
+        ratio = median(o["seconds"] for o in results) / raw_s
+        extra = median(o["growth"] for o in results) / mb - raw_mb
+        sent = [int(o["reminders"]) for o in results]
+        print(f"{name}: {results[0]['apps']:.0f} apps, {results[0]['secrets']:.0f} secrets, reminders {sent}")
+        print(f"  requests ≤ 51: {'yes' if requests <= 51 else 'NO'} ({requests})")
+        print(f"  paging time ≤ 1.2 x raw: {'yes' if ratio <= 1.2 else 'NO'} ({ratio:.2f}x)")
+        print(f"  memory ≤ raw + 50 MB: {'yes' if extra <= 50 else 'NO'} ({extra:+.1f} MB)")
 
 
 if __name__ == "__main__":
