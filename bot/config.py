@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     oauth_bot_request_ttl_days: float = Field(default=7, gt=0, le=3650)
     oauth_bot_reminder_days: str = "30,14,7,1"
     oauth_bot_scan_interval_hours: float = Field(default=24, gt=0, le=24 * 3650)
+    # Expiry reminder DMs per minute, workspace-wide (and one per second per DM at most).
+    oauth_bot_reminder_dms_per_minute: float = Field(default=300, gt=0, le=60_000)
     oauth_bot_owner_self_rotate: bool = False
     oauth_bot_max_open_requests: int = Field(default=5, ge=1)
     oauth_bot_max_requests_per_hour: int = Field(default=10, ge=1)

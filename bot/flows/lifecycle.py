@@ -3,16 +3,19 @@
 - `inventory`: the apps a person may see, with their secrets read from Graph (the source of
   truth for credentials) and who asked and why from the database.
 - `scan`: pages through the apps the bot manages (tag `oauth-bot`, `$select`, `$top=999`),
-  one page in memory at a time, and reminds owners of secrets expiring within the
-  thresholds — once per threshold per secret — with a digest for the admins.
+  at most two pages in memory, and reminds owners of secrets expiring within the thresholds —
+  once per threshold per secret, even across a scan that died half-way — with a digest for
+  the admins.
 - `retire_due`: removes old secrets whose grace period after a rotation has ended.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Protocol
 
 from bot.config import Settings
@@ -73,6 +76,8 @@ class ScanReport:
     apps: int = 0
     secrets: int = 0
     reminders: list[Reminder] = field(default_factory=list)
+    paging_seconds: float = 0.0  # Graph's pages and the reminders due in them
+    sending_seconds: float = 0.0  # the reminders' DMs (paced for Slack) and their records
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class Retired:
 
 
 HOME_ROWS = 20
+SCAN_PAGE = 999  # the scan's Graph page ($top): the database is read once per this many apps
 
 
 @dataclass(frozen=True)
@@ -190,20 +196,25 @@ class Lifecycle:
         return min(within) if within else None
 
     def scan(self) -> ScanReport:
+        """Two phases. Paging: Graph's pages are read as they come (at most two in memory), and
+        for each page with secrets due the database is asked twice — the owners of those apps and
+        the reminders already sent for those secrets — never once per secret. Sending: then the
+        reminders due are sent one by one, paced for Slack, each recorded just before its DMs (so
+        a scan that dies half-way and runs again sends the rest, and none twice) and unrecorded if
+        Slack refused it (sent by the next scan)."""
         report = ScanReport()
         now = self.store.now()
         horizon = now + timedelta(days=max(self.settings.reminder_days, default=0) + 1)
-        for app in self.graph.iter_tagged_apps(APP_TAG, expiring_before=horizon):
-            report.apps += 1
-            report.secrets += app.secrets
-            for password in app.expiring:
-                left = days_left(password.end, now)
-                threshold = None if left is None else self.threshold_for(left)
-                if threshold is None or left is None or password.end is None:
-                    continue
-                reminder = self._remind(app, password, left, threshold)
-                if reminder is not None:
-                    report.reminders.append(reminder)
+        started = time.perf_counter()
+        apps = self.graph.iter_tagged_apps(APP_TAG, expiring_before=horizon)
+        due: list[Reminder] = []
+        while page := list(islice(apps, SCAN_PAGE)):
+            report.apps += len(page)
+            report.secrets += sum(app.secrets for app in page)
+            due.extend(self._due(page, now))
+        paged = time.perf_counter()
+        report.reminders = [reminder for reminder in due if self._send(reminder)]
+        report.paging_seconds, report.sending_seconds = paged - started, time.perf_counter() - paged
         if report.reminders:
             try:
                 self.notifier.expiry_digest(report.reminders)
@@ -218,40 +229,53 @@ class Lifecycle:
         )
         return report
 
-    def _remind(
-        self, app: TaggedApp, password: PasswordCredential, left: int, threshold: int
-    ) -> Reminder | None:
-        client_id = app.client_id
-        owners = [o.slack_user_id for o in self.store.owners(client_id)]
-        if not owners or password.end is None:
-            return None  # not an app this installation created
-        if not self.store.mark_reminder(password.key_id, threshold):
-            return None  # already sent for this threshold
-        reminder = Reminder(
-            client_id=client_id,
-            app_name=app.display_name,
-            key_id=password.key_id,
-            description=password.display_name,
-            hint=password.hint,
-            end=password.end,
-            days_left=left,
-            threshold=threshold,
-            owners=owners,
-        )
+    def _due(self, page: list[TaggedApp], now: datetime) -> list[Reminder]:
+        """The reminders of one page not sent yet, for apps this installation manages."""
+        candidates: list[tuple[TaggedApp, PasswordCredential, datetime, int, int]] = []
+        for app in page:
+            for password in app.expiring:
+                left = days_left(password.end, now)
+                threshold = None if left is None else self.threshold_for(left)
+                if threshold is not None and left is not None and password.end is not None:
+                    candidates.append((app, password, password.end, left, threshold))
+        if not candidates:
+            return []
+        owners = self.store.owners_of(sorted({app.client_id for app, *_ in candidates}))
+        sent = self.store.reminders_sent(sorted({password.key_id for _, password, *_ in candidates}))
+        return [
+            Reminder(
+                client_id=app.client_id,
+                app_name=app.display_name,
+                key_id=password.key_id,
+                description=password.display_name,
+                hint=password.hint,
+                end=end,
+                days_left=left,
+                threshold=threshold,
+                owners=owners[app.client_id],
+            )
+            for app, password, end, left, threshold in candidates
+            if app.client_id in owners  # else not an app this installation created
+            and (password.key_id, threshold) not in sent
+        ]
+
+    def _send(self, reminder: Reminder) -> bool:
+        if not self.store.mark_reminder(reminder.key_id, reminder.threshold):
+            return False  # sent meanwhile (another replica's scan)
         try:
             self.notifier.expiry_reminder(reminder)
         except OAuthBotError as error:
-            self.store.unmark_reminder(password.key_id, threshold)  # try again next scan
-            log.warning("expiry reminder for %s not sent: %s", password.key_id, error)
-            return None
+            self.store.unmark_reminder(reminder.key_id, reminder.threshold)  # try again next scan
+            log.warning("expiry reminder for %s not sent: %s", reminder.key_id, error)
+            return False
         self.store.audit(
             "oauth-bot",
             "secret.reminded",
-            client_id=client_id,
-            key_id=password.key_id,
-            threshold_days=threshold,
+            client_id=reminder.client_id,
+            key_id=reminder.key_id,
+            threshold_days=reminder.threshold,
         )
-        return reminder
+        return True
 
     # --- grace periods ------------------------------------------------------------------
     def retire_due(self) -> list[Retired]:

@@ -14,6 +14,7 @@ from bot.core.errors import SlackError
 from bot.core.model import IssuedSecret, Request
 from bot.flows.lifecycle import Reminder, Retired
 from bot.slack import cards, lists, views
+from bot.slack.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class SlackNotifier:
         self._client = client
         self._approval_channel = str(settings.oauth_bot_approval_channel)
         self._admins = settings.admins
+        self._reminders = Pacer(overall=60 / settings.oauth_bot_reminder_dms_per_minute)
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         """Call a Web API method by its name, e.g. "chat.postMessage", with typed errors."""
@@ -82,7 +84,10 @@ class SlackNotifier:
         self._dm(request.requester_id, cards.secret_ready(request, issued))
 
     def expiry_reminder(self, reminder: Reminder) -> None:
+        """One DM per owner, paced (the first scan sends thousands); a 429 that comes anyway is
+        waited out by the client's rate-limit retry handler."""
         for owner in reminder.owners:
+            self._reminders.wait(owner)
             self._dm(owner, lists.expiry_reminder(reminder))
 
     def expiry_digest(self, reminders: list[Reminder]) -> None:

@@ -62,6 +62,21 @@ class AppRepository(Database):
             rows = session.scalars(select(AppOwnerRow).where(AppOwnerRow.client_id == client_id))
             return [entity(AppOwner, row) for row in rows]
 
+    def owners_of(self, client_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The Slack owners of each of these apps (apps without owners left out): one query."""
+        found: dict[str, list[str]] = {}
+        if not client_ids:
+            return found
+        with self.session() as session:
+            rows = session.execute(
+                select(AppOwnerRow.client_id, AppOwnerRow.slack_user_id)
+                .where(AppOwnerRow.client_id.in_(list(client_ids)))
+                .order_by(AppOwnerRow.client_id, AppOwnerRow.slack_user_id)
+            )
+            for client_id, slack_user_id in rows:
+                found.setdefault(client_id, []).append(slack_user_id)
+        return found
+
     def add_credential(self, credential: Credential) -> None:
         with self.session() as session:
             if session.get(CredentialRow, credential.key_id) is None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.clock import utc
@@ -64,6 +65,18 @@ class JobRepository(Database):
         except IntegrityError:
             return False
         return True
+
+    def reminders_sent(self, key_ids: Sequence[str]) -> set[tuple[str, int]]:
+        """(key id, threshold) of every reminder already recorded for these secrets: one query."""
+        if not key_ids:
+            return set()
+        with self.session() as session:
+            rows = session.execute(
+                select(ReminderSentRow.key_id, ReminderSentRow.threshold_days).where(
+                    ReminderSentRow.key_id.in_(list(key_ids))
+                )
+            )
+            return {(key_id, threshold) for key_id, threshold in rows}
 
     def unmark_reminder(self, key_id: str, threshold_days: int) -> None:
         with self.session() as session:
