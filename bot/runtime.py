@@ -177,7 +177,13 @@ def build(
         metrics=metrics,
     )
     lifecycle = Lifecycle(
-        settings=settings, store=store, graph=graph, vault=vault, notifier=notifier, access=access
+        settings=settings,
+        store=store,
+        graph=graph,
+        vault=vault,
+        notifier=notifier,
+        access=access,
+        metrics=metrics,
     )
     scheduler = Scheduler(store, liveness=liveness)
     scheduler.add("expiry-scan", timedelta(hours=settings.oauth_bot_scan_interval_hours), lifecycle.scan)

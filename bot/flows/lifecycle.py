@@ -34,7 +34,7 @@ from bot.core.model import (
     Status,
     TaggedApp,
 )
-from bot.core.ports import Directory, Repository, SecretStore
+from bot.core.ports import NO_METRICS, Directory, Metrics, Repository, SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,11 @@ class Lifecycle:
         vault: SecretStore,
         notifier: LifecycleNotifier,
         access: Access,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.settings = settings
         self.access = access
+        self.metrics = metrics
         self.store = store
         self.graph = graph
         self.vault = vault
@@ -215,6 +217,7 @@ class Lifecycle:
         paged = time.perf_counter()
         report.reminders = [reminder for reminder in due if self._send(reminder)]
         report.paging_seconds, report.sending_seconds = paged - started, time.perf_counter() - paged
+        self.metrics.scan_done(report.paging_seconds + report.sending_seconds, report.apps, report.secrets)
         if report.reminders:
             try:
                 self.notifier.expiry_digest(report.reminders)
