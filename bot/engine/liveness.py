@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +32,8 @@ from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+PROBE_ATTEMPTS = 3
+PROBE_PAUSE_SECONDS = 0.05
 
 
 class Liveness(Protocol):
@@ -69,6 +72,7 @@ class LockFiles:
         self.worker_id = worker_id
         self.directory = database.with_name(database.name + ".workers")
         self.directory.mkdir(mode=0o700, exist_ok=True)
+        self._probing = threading.Lock()
         self._fd: int | None = os.open(self._path(worker_id), os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
@@ -80,20 +84,29 @@ class LockFiles:
     def alive(self, worker_id: str) -> bool:
         if worker_id == self.worker_id:
             return self._fd is not None
+        with self._probing:  # two of this process's threads must not mistake each other's probe
+            return self._probe(worker_id)
+
+    def _probe(self, worker_id: str) -> bool:
         path = self._path(worker_id)
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            return False  # never registered here, or already found dead
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # also releases the lock if we got it
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        return False
+        for attempt in range(PROBE_ATTEMPTS):
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                return False  # never registered here, or already found dead
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                # The holder, or another process probing for a moment: only a holder keeps it.
+                if attempt + 1 < PROBE_ATTEMPTS:
+                    time.sleep(PROBE_PAUSE_SECONDS)
+                continue
+            finally:
+                os.close(fd)  # also releases the lock if we got it
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return False
+        return True
 
     def holding(self) -> bool:
         return self._fd is not None
@@ -118,6 +131,7 @@ class AdvisoryLocks:
         self.worker_id = worker_id
         self._engine = engine
         self._guard = threading.Lock()  # one connection, used by the worker's threads in turn
+        self._probing = threading.Lock()  # this process's threads must not mistake each other's probe
         self._connection: Any = self._register()
 
     def _register(self) -> Any:
@@ -131,12 +145,17 @@ class AdvisoryLocks:
         if worker_id == self.worker_id:
             return self.holding()
         key = _lock_key(worker_id)
-        with self._engine.connect() as connection:
-            got = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
-            if got:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            connection.commit()
-        return not got
+        with self._probing, self._engine.connect() as connection:
+            for attempt in range(PROBE_ATTEMPTS):
+                got = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+                if got:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.commit()
+                    return False
+                connection.commit()
+                if attempt + 1 < PROBE_ATTEMPTS:  # the holder, or another replica probing for a moment
+                    time.sleep(PROBE_PAUSE_SECONDS)
+        return True
 
     def holding(self) -> bool:
         """False when the session that holds the lock was lost (others may have taken this
