@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 
+from bot.azure.arm import RoleAssignments
 from bot.azure.graph import GraphClient
 from bot.azure.identity import TokenSource
 from bot.azure.retry import RetryPolicy
@@ -27,6 +28,7 @@ from bot.flows.issuance import SecretIssuer
 from bot.flows.lifecycle import Lifecycle
 from bot.flows.new_app import NewAppFlow
 from bot.flows.outcomes import Outcomes
+from bot.flows.read_access import ReadAccessFlow
 from bot.flows.rotation import RotationFlow
 from bot.logs import redact_value
 from bot.slack.client import web_client
@@ -53,6 +55,8 @@ class Services:
     notifier: SlackNotifier
     liveness: Liveness
     step_pool: ThreadPoolExecutor  # the new-app flow's side steps (service principal, owners)
+    read_access: ReadAccessFlow | None = None
+    role_assignments: RoleAssignments | None = None
 
     def refresh_homes(self, user_ids: list[str]) -> None:
         """Re-publish the App Home of these users (in the background; best effort)."""
@@ -76,6 +80,8 @@ class Services:
         self._home_pool.shutdown(wait=True)
         self.graph.close()
         self.vault.close()
+        if self.role_assignments is not None:
+            self.role_assignments.close()
 
 
 def build(
@@ -113,6 +119,17 @@ def build(
         budget_seconds=settings.oauth_bot_retry_budget_seconds,
     )
     notifier = SlackNotifier(web_client(settings), settings)
+    role_assignments = (
+        RoleAssignments(
+            settings.resource_manager_base,
+            tokens.credential(),
+            vault_resource_id=settings.key_vault_resource_id,
+            timeout=settings.oauth_bot_http_timeout_seconds,
+            budget_seconds=settings.oauth_bot_retry_budget_seconds,
+        )
+        if settings.key_vault_resource_id
+        else None
+    )
 
     @lru_cache(maxsize=1)
     def granted_roles() -> frozenset[str]:
@@ -138,6 +155,17 @@ def build(
     step_pool = ThreadPoolExecutor(
         max_workers=2 * settings.oauth_bot_worker_threads, thread_name_prefix="step"
     )
+    read_access = ReadAccessFlow(
+        settings=settings,
+        store=store,
+        graph=graph,
+        notifier=notifier,
+        access=access,
+        grants=role_assignments,
+        steps=runner,
+        pool=step_pool,
+        granted_roles=roles,
+    )
     new_app = NewAppFlow(
         settings=settings,
         store=store,
@@ -148,9 +176,16 @@ def build(
         issuer=issuer,
         outcomes=outcomes,
         pool=step_pool,
+        read_access=read_access,
     )
     rotation = RotationFlow(
-        store=store, graph=graph, steps=runner, issuer=issuer, outcomes=outcomes, verify=verifier
+        store=store,
+        graph=graph,
+        steps=runner,
+        issuer=issuer,
+        outcomes=outcomes,
+        verify=verifier,
+        read_access=read_access,
     )
     runner.connect({Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run}, on_failure=outcomes.fail)
     intake = Intake(
@@ -170,6 +205,8 @@ def build(
     scheduler = Scheduler(store, liveness=liveness)
     scheduler.add("expiry-scan", timedelta(hours=settings.oauth_bot_scan_interval_hours), lifecycle.scan)
     scheduler.add("retire-old-secrets", timedelta(minutes=1), lifecycle.retire_due)
+    if read_access.enabled:
+        scheduler.add("revoke-read-access", timedelta(minutes=5), read_access.revoke_expired)
     services = Services(
         settings,
         store,
@@ -184,6 +221,8 @@ def build(
         notifier,
         liveness,
         step_pool,
+        read_access,
+        role_assignments,
     )
     outcomes.on_change = services.refresh_homes
     return services
