@@ -32,7 +32,7 @@ from bot.core.ports import AccessGrants, Directory, Notifier, Repository, Steps
 from bot.flows.outcomes import finished
 
 log = logging.getLogger(__name__)
-# Assignment names: uuid5 in this namespace of "request id:principal id" (or, on demand,
+# Assignment names: uuid5 in this namespace of "request uid:principal id" (or, on demand,
 # "client id:principal id:time"), so a repeated PUT names the same assignment.
 GRANT_NAMESPACE = uuid.UUID("6f617574-682d-626f-742d-726561646572")
 NOT_SET_UP = (
@@ -98,6 +98,7 @@ class ReadAccessFlow:
         )
         if principal_id is None:
             return replace(issued, read_access=ReadAccess.NO_USER)
+        name = assignment_name(request.uid, principal_id)
         try:
             grant = self.steps.run(
                 request,
@@ -105,7 +106,7 @@ class ReadAccessFlow:
                 lambda: self._grant(
                     client_id=issued.app.client_id,
                     principal_id=principal_id,
-                    name=assignment_name(request.id, principal_id),
+                    name=name,
                     request_id=request.id,
                     actor="oauth-bot",
                     why=f"oauth-bot request #{request.id}: {request.requester_id} reads the client secret "
@@ -118,6 +119,7 @@ class ReadAccessFlow:
             return replace(issued, read_access=ReadAccess.NOT_PERMITTED)
         except ArmError as error:
             log.warning("request %s: read access not granted: %s", request.id, error)
+            self._undo(secret_name_for(issued.app.client_id), name)
             return replace(issued, read_access=ReadAccess.FAILED)
         return replace(issued, read_access=ReadAccess.GRANTED, read_until=grant.expires_at)
 
@@ -147,12 +149,12 @@ class ReadAccessFlow:
                 "No Microsoft Entra ID user has the email address of your Slack profile, so oauth-bot "
                 "cannot give you read access; ask the oauth-bot admins."
             )
-        now = self.store.now()
+        name = assignment_name(app.client_id, principal_id, iso(self.store.now()))
         try:
             return self._grant(
                 client_id=app.client_id,
                 principal_id=principal_id,
-                name=assignment_name(app.client_id, principal_id, iso(now)),
+                name=name,
                 request_id=None,
                 actor=user_id,
                 why=f"oauth-bot: {user_id} reads the client secret of {app.display_name} ({app.client_id})",
@@ -166,6 +168,18 @@ class ReadAccessFlow:
                 "oauth-bot is not allowed to grant read access to the secret; the oauth-bot admins have "
                 "been told and can give you the Key Vault Secrets User role on it."
             ) from None
+        except ArmError:
+            self._undo(app.vault_secret_name, name)
+            raise
+
+    def _undo(self, secret_name: str, name: str) -> None:
+        """After a grant that failed past the retries, its outcome is unknown (a lost answer may
+        hide a made assignment): delete that name, so no access exists without a record."""
+        assert self.grants is not None
+        try:
+            self.grants.revoke(self.grants.secret_scope(secret_name), name)
+        except ArmError as error:
+            log.warning("role assignment %s not cleaned up: %s", name, error)
 
     # --- both -----------------------------------------------------------------------------
     def _grant(

@@ -17,15 +17,18 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.keyvault.secrets import SecretClient
 
-from bot.core.model import Request, Status
+from bot.core.errors import ArmError
+from bot.core.model import Request, RoleAssignment, Status
+from bot.core.ports import AccessGrants
 from bot.runtime import Services
-from fakes.arm import KEY_VAULT_SECRETS_USER
+from fakes.arm import KEY_VAULT_SECRETS_USER, RBAC_ADMINISTRATOR
 from fakes.clock import ManualClock
 from fakes.cloud import (
     ADMINS,
     APPROVAL_CHANNEL,
     BOT_CLIENT_ID,
     BOT_CLIENT_SECRET,
+    BOT_PRINCIPAL_ID,
     DEVELOPER,
     LEAST_PRIVILEGE,
     OUTSIDER,
@@ -40,6 +43,17 @@ from tests.e2e.flows import approve, request_id_of, request_new_app, wait_for_st
 from tests.e2e.test_faults import CANARY, _places_holding, _record_answers
 
 HOURS = 24  # the default window
+README = Path(__file__).resolve().parents[2] / "README.md"
+# The least-privilege alternative the README gives: RBAC Administrator, limited to assigning
+# and removing Key Vault Secrets User.
+CONDITION = (
+    "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR "
+    "(@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals "
+    "{4633458b-17de-408a-b874-0445c86b69e6})) AND "
+    "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})) OR "
+    "(@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals "
+    "{4633458b-17de-408a-b874-0445c86b69e6}))"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -51,8 +65,7 @@ def _bot_may_read_users(cloud: FakeCloud) -> Iterator[None]:
     cloud.entra.register_client(BOT_CLIENT_ID, BOT_CLIENT_SECRET, LEAST_PRIVILEGE)
     cloud.arm.principal_replication_delay = 0.0
     cloud.arm.propagation_delay = 0.0
-    if cloud.bot_assignment_right is None:
-        cloud.give_bot_assignment_right()
+    cloud.give_bot_assignment_right()  # Key Vault Data Access Administrator, as FakeCloud starts
 
 
 @pytest.fixture
@@ -287,3 +300,99 @@ def test_the_canary_value_stays_in_the_vault_when_the_requester_reads_it(
     assert _read(cloud, DEVELOPER, request.client_id or "") == CANARY
     time.sleep(0.2)  # let the last card refresh and App Home land before searching
     assert _places_holding(CANARY, cloud, logs, answers, database_path) == []
+
+
+def test_rbac_administrator_with_the_readme_condition_is_enough(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, clock: ManualClock
+) -> None:
+    """Instead of Key Vault Data Access Administrator, Role Based Access Control Administrator
+    on the vault with the README's condition (only Key Vault Secrets User may be assigned or
+    removed) lets the bot grant and revoke."""
+    assert CONDITION in README.read_text()
+    cloud.take_bot_assignment_right()
+    cloud.bot_assignment_right = cloud.arm.grant(
+        BOT_PRINCIPAL_ID, RBAC_ADMINISTRATOR, cloud.vault_resource_id, condition=CONDITION
+    )
+    request = _new_app(cloud, bot, slack, "conditioned-app")
+    client_id = request.client_id or ""
+    assert _read(cloud, DEVELOPER, client_id) is not None
+    clock.advance(timedelta(hours=HOURS, minutes=1))
+    services = _services(bot)
+    assert services.read_access is not None and services.read_access.revoke_expired() == 1
+    assert _reader_assignments(cloud, DEVELOPER, client_id) == []
+
+
+def test_an_assignment_the_bot_did_not_make_is_adopted_and_never_deleted(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, clock: ManualClock
+) -> None:
+    """When the person already holds Key Vault Secrets User on the secret (given in the portal),
+    the grant's PUT answers 409: that assignment is adopted, and when the window ends the row is
+    closed (audited) but the assignment stays."""
+    request = _new_app(cloud, bot, slack, "foreign-reader-app")
+    client_id = request.client_id or ""
+    services = _services(bot)
+    assert services.read_access is not None
+    clock.advance(timedelta(hours=HOURS, minutes=1))
+    assert services.read_access.revoke_expired() == 1
+    scope = f"{cloud.vault_resource_id}/secrets/oauth-{client_id}"
+    portal = cloud.arm.grant(entra_user_id(DEVELOPER), KEY_VAULT_SECRETS_USER, scope, principal_type="User")
+    assert "You can read the client secret" in _answer(cloud, slack, DEVELOPER, f"access {client_id}")
+    clock.advance(timedelta(hours=HOURS, minutes=1))
+    assert services.read_access.revoke_expired() == 1
+    assert [a["name"] for a in _reader_assignments(cloud, DEVELOPER, client_id)] == [portal]
+    revoked = [
+        e for e in services.store.audit_events() if e.action == "grant.revoked" and e.client_id == client_id
+    ]
+    assert [e.detail["deleted"] for e in revoked] == [True, False]
+
+
+class _LostAnswer:
+    """Resource Manager carries the PUT out, but its answer never arrives (once)."""
+
+    def __init__(self, real: AccessGrants) -> None:
+        self.real = real
+        self.lost = 0
+
+    def grant_secret_read(
+        self,
+        secret_name: str,
+        principal_id: str,
+        *,
+        name: str,
+        description: str,
+        principal_type: str = "User",
+    ) -> RoleAssignment:
+        made = self.real.grant_secret_read(
+            secret_name, principal_id, name=name, description=description, principal_type=principal_type
+        )
+        if not self.lost:
+            self.lost += 1
+            raise ArmError("Azure Resource Manager could not grant read access: ReadTimeout (after retries).")
+        return made
+
+    def secret_scope(self, secret_name: str) -> str:
+        return self.real.secret_scope(secret_name)
+
+    def revoke(self, scope: str, name: str) -> None:
+        self.real.revoke(scope, name)
+
+
+def test_a_grant_whose_answer_is_lost_leaves_no_access_behind(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """A grant that fails past the retries may still have been carried out: the bot deletes
+    that assignment name, so no access exists without a record; the request completes, the DM
+    says to use Get read access later, and that works."""
+    services = _services(bot)
+    assert services.read_access is not None and services.read_access.grants is not None
+    losing = _LostAnswer(services.read_access.grants)
+    services.read_access.grants = losing
+    request = _new_app(cloud, bot, slack, "lost-grant-app")
+    client_id = request.client_id or ""
+    assert losing.lost == 1
+    assert _reader_assignments(cloud, DEVELOPER, client_id) == []
+    assert services.store.read_grants(request_id=request.id) == []
+    dm = _dm(cloud, DEVELOPER, request.id)
+    assert "use Get read access later" in json.dumps(dm["blocks"])
+    assert slack.click(DEVELOPER, "Get read access", message=dm).status_code == 200
+    wait_until(lambda: _read(cloud, DEVELOPER, client_id) is not None, what="read access on demand")
