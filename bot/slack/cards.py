@@ -275,8 +275,8 @@ def read_access_text(issued: IssuedSecret) -> str:
             )
         case ReadAccess.NO_USER:
             return (
-                "no Microsoft Entra ID user has your Slack profile's email, so oauth-bot could not give "
-                "you read access; ask the oauth-bot admins"
+                "oauth-bot could not match you to a Microsoft Entra ID user (by your Slack profile's "
+                "email), so it could not give you read access; ask the oauth-bot admins"
             )
         case _:
             return "read access could not be granted just now; use Get read access later, or ask the admins"
