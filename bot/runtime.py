@@ -232,3 +232,5 @@ def warm_up(services: Services) -> None:
     """Fetch the tokens and the vault's auth challenge now, off the requests' critical path."""
     services.tokens.token(services.tokens.graph_scope)
     services.vault.check_access()
+    if services.role_assignments is not None:  # the grant before the DM then needs no token call
+        services.tokens.token(services.role_assignments.token_scope)

@@ -50,13 +50,14 @@ class RoleAssignments:
         base = resource_manager_url.rstrip("/")
         self.vault_resource_id = vault_resource_id.rstrip("/")
         self.subscription_id = self.vault_resource_id.split("/")[2]
+        self.token_scope = f"{base}/.default"
         self._budget = budget_seconds
         self._sleep = sleep
         self._client = AuthorizationManagementClient(
             credential,
             self.subscription_id,
             base_url=base,
-            credential_scopes=[f"{base}/.default"],
+            credential_scopes=[self.token_scope],
             connection_timeout=timeout,
             read_timeout=timeout,
             retry_total=6,

@@ -131,11 +131,16 @@ def _actions(services: Services, client_id: str) -> list[str]:
 def test_the_requester_alone_reads_the_value_until_the_window_ends(
     cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, clock: ManualClock
 ) -> None:
-    """After approval the requester reads the value with their own token and a colleague is
-    refused; the DM says until when; after 24 hours the job deletes the assignment (audited,
-    the row marked revoked, a second run does nothing) and the requester is refused again."""
+    """After approval the requester reads the value with their own token (Resource Manager's
+    token was fetched at start-up, not on the way to the DM) and a colleague is refused; the
+    DM says until when; after 24 hours the job deletes the assignment (audited, the row marked
+    revoked, a second run does nothing) and the requester is refused again."""
+    arm_scope = f"{cloud.arm.url}/.default"
+    arm_tokens = len(cloud.entra.token_requests(arm_scope))
+    assert arm_tokens >= 1, "Resource Manager's token is fetched at start-up"
     request = _new_app(cloud, bot, slack, "readable-app")
     client_id = request.client_id or ""
+    assert len(cloud.entra.token_requests(arm_scope)) == arm_tokens, "no token call before the DM"
     value = cloud.vault.value_of(f"oauth-{client_id}")
     assert value and _read(cloud, DEVELOPER, client_id) == value
     assert _read(cloud, OUTSIDER, client_id) is None
