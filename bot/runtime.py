@@ -233,4 +233,7 @@ def warm_up(services: Services) -> None:
     services.tokens.token(services.tokens.graph_scope)
     services.vault.check_access()
     if services.role_assignments is not None:  # the grant before the DM then needs no token call
-        services.tokens.token(services.role_assignments.token_scope)
+        try:
+            services.tokens.token(services.role_assignments.token_scope)
+        except OAuthBotError as error:  # read access is an extra: the bot serves without it
+            log.warning("no Resource Manager token yet (read access will try again): %s", error)
