@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from bot.config import Settings
 from bot.core.access import USER_READ_ROLE, Access
 from bot.core.clock import iso
-from bot.core.errors import ArmError, AssignmentNotPermitted, NotAllowed, NotFound, RemoteError
+from bot.core.errors import AssignmentNotPermitted, NotAllowed, NotFound, RemoteError
 from bot.core.model import IssuedSecret, ManagedApp, ReadAccess, ReadGrant, Request, secret_name_for
 from bot.core.ports import AccessGrants, Directory, Notifier, Repository, Steps
 from bot.flows.outcomes import finished
@@ -117,7 +117,7 @@ class ReadAccessFlow:
         except AssignmentNotPermitted as error:
             self._alert_once(request, error)
             return replace(issued, read_access=ReadAccess.NOT_PERMITTED)
-        except ArmError as error:
+        except RemoteError as error:
             log.warning("request %s: read access not granted: %s", request.id, error)
             self._undo(secret_name_for(issued.app.client_id), name)
             return replace(issued, read_access=ReadAccess.FAILED)
@@ -168,7 +168,7 @@ class ReadAccessFlow:
                 "oauth-bot is not allowed to grant read access to the secret; the oauth-bot admins have "
                 "been told and can give you the Key Vault Secrets User role on it."
             ) from None
-        except ArmError:
+        except RemoteError:
             self._undo(app.vault_secret_name, name)
             raise
 
@@ -178,7 +178,7 @@ class ReadAccessFlow:
         assert self.grants is not None
         try:
             self.grants.revoke(self.grants.secret_scope(secret_name), name)
-        except ArmError as error:
+        except RemoteError as error:
             log.warning("role assignment %s not cleaned up: %s", name, error)
 
     # --- both -----------------------------------------------------------------------------
@@ -251,7 +251,7 @@ class ReadAccessFlow:
         for grant in self.store.read_grants_due(now):
             try:
                 ended += self._revoke(grant, now)
-            except ArmError as error:
+            except RemoteError as error:
                 log.warning("read grant %s not revoked yet: %s", grant.id, error)
         return ended
 

@@ -17,7 +17,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.keyvault.secrets import SecretClient
 
-from bot.core.errors import ArmError
+from bot.core.errors import ArmError, TokenError
 from bot.core.model import Request, RoleAssignment, Status
 from bot.core.ports import AccessGrants
 from bot.runtime import Services
@@ -401,3 +401,34 @@ def test_a_grant_whose_answer_is_lost_leaves_no_access_behind(
     assert "use Get read access later" in json.dumps(dm["blocks"])
     assert slack.click(DEVELOPER, "Get read access", message=dm).status_code == 200
     wait_until(lambda: _read(cloud, DEVELOPER, client_id) is not None, what="read access on demand")
+
+
+class _NoToken(_LostAnswer):
+    """The token endpoint refuses the bot's Resource Manager token (every call)."""
+
+    def grant_secret_read(
+        self,
+        secret_name: str,
+        principal_id: str,
+        *,
+        name: str,
+        description: str,
+        principal_type: str = "User",
+    ) -> RoleAssignment:
+        raise TokenError("token request refused: temporarily_unavailable")
+
+    def revoke(self, scope: str, name: str) -> None:
+        raise TokenError("token request refused: temporarily_unavailable")
+
+
+def test_no_resource_manager_token_does_not_fail_the_request(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """Read access is an extra: without a Resource Manager token the request still completes
+    and the DM says read access could not be granted just now."""
+    services = _services(bot)
+    assert services.read_access is not None and services.read_access.grants is not None
+    services.read_access.grants = _NoToken(services.read_access.grants)
+    request = _new_app(cloud, bot, slack, "tokenless-grant-app")
+    assert "use Get read access later" in json.dumps(_dm(cloud, DEVELOPER, request.id)["blocks"])
+    assert services.store.read_grants(request_id=request.id) == []
