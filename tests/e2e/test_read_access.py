@@ -33,6 +33,7 @@ from fakes.cloud import (
     LEAST_PRIVILEGE,
     OUTSIDER,
     OWNER_ROLES,
+    SIGNING_SECRET,
     FakeCloud,
     entra_user_id,
 )
@@ -432,3 +433,23 @@ def test_no_resource_manager_token_does_not_fail_the_request(
     request = _new_app(cloud, bot, slack, "tokenless-grant-app")
     assert "use Get read access later" in json.dumps(_dm(cloud, DEVELOPER, request.id)["blocks"])
     assert services.store.read_grants(request_id=request.id) == []
+
+
+def test_without_key_vault_resource_id_nothing_is_granted(
+    cloud: FakeCloud, database_path: Path, clock: ManualClock
+) -> None:
+    """Unset KEY_VAULT_RESOURCE_ID turns the feature off: no role assignment, no read-access
+    line or button in the DM, and `/oauth-secret access` says how to get access instead."""
+    settings = cloud.settings(f"sqlite:///{database_path}", key_vault_resource_id=None)
+    with (
+        BackgroundBot(settings, clock=clock) as bot,
+        SlackDriver(app_url=bot.url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack,
+    ):
+        answers_before = len(cloud.arm.answers)
+        request = _new_app(cloud, bot, slack, "no-grant-app")
+        client_id = request.client_id or ""
+        dm = json.dumps(_dm(cloud, DEVELOPER, request.id)["blocks"])
+        assert "read access" not in dm.lower() and "Get read access" not in dm
+        assert _read(cloud, DEVELOPER, client_id) is None
+        assert "Key Vault Secrets User role" in _answer(cloud, slack, DEVELOPER, f"access {client_id}")
+        assert len(cloud.arm.answers) == answers_before, "Resource Manager was called"
