@@ -22,6 +22,8 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    if "read_grants" in sa.inspect(op.get_bind()).get_table_names():
+        return  # (a database adopted from create_all may be newer than 0001)
     op.create_table(
         "read_grants",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
