@@ -29,19 +29,27 @@ class Cloud:
     authority_host: str
     graph_url: str
     portal_url: str
+    resource_manager_url: str
 
 
 CLOUDS: dict[str, Cloud] = {
     "public": Cloud(
-        "https://login.microsoftonline.com", "https://graph.microsoft.com", "https://portal.azure.com"
+        "https://login.microsoftonline.com",
+        "https://graph.microsoft.com",
+        "https://portal.azure.com",
+        "https://management.azure.com",
     ),
     "usgov": Cloud(
-        "https://login.microsoftonline.us", "https://graph.microsoft.us", "https://portal.azure.us"
+        "https://login.microsoftonline.us",
+        "https://graph.microsoft.us",
+        "https://portal.azure.us",
+        "https://management.usgovcloudapi.net",
     ),
     "china": Cloud(
         "https://login.chinacloudapi.cn",
         "https://microsoftgraph.chinacloudapi.cn",
         "https://portal.azure.cn",
+        "https://management.chinacloudapi.cn",
     ),
 }
 MICROSOFT_AUTHORITY_HOSTS = {urlsplit(c.authority_host).hostname for c in CLOUDS.values()}
@@ -52,6 +60,11 @@ LOG_FORMATS = ("text", "json")  # bot/logs.py: readable lines, or one JSON objec
 SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 # (backend, driver) pairs the bot ships with: SQLite, and PostgreSQL through psycopg 3.
 DATABASE_DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+KEY_VAULT_RESOURCE_ID = re.compile(
+    r"/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w.()]{1,90}"
+    r"/providers/Microsoft\.KeyVault/vaults/[0-9a-zA-Z-]{3,24}",
+    re.IGNORECASE,
+)
 
 
 def _csv(value: str) -> list[str]:
@@ -105,6 +118,9 @@ class Settings(BaseSettings):
     azure_authority_host: str | None = None
     graph_url: str | None = None
     key_vault_url: str | None = None
+    # Per-secret read access for the requester (unset: off)
+    key_vault_resource_id: str | None = None
+    azure_resource_manager_url: str | None = None
 
     database_url: str = "sqlite:///oauth-bot.db"
 
@@ -120,6 +136,7 @@ class Settings(BaseSettings):
     oauth_bot_owner_self_rotate: bool = False
     oauth_bot_max_open_requests: int = Field(default=5, ge=1)
     oauth_bot_max_requests_per_hour: int = Field(default=10, ge=1)
+    oauth_bot_read_access_hours: float = Field(default=24, ge=0, le=24 * 3650)  # 0: keep
 
     # Operations
     oauth_bot_retry_budget_seconds: float = Field(default=60, gt=0, le=86_400)
@@ -165,6 +182,15 @@ class Settings(BaseSettings):
     @property
     def graph_base(self) -> str:
         return (self.graph_url or self.cloud.graph_url).rstrip("/")
+
+    @property
+    def resource_manager_base(self) -> str:
+        return (self.azure_resource_manager_url or self.cloud.resource_manager_url).rstrip("/")
+
+    @property
+    def read_access_enabled(self) -> bool:
+        """Requesters get read access to their own secret (KEY_VAULT_RESOURCE_ID set)."""
+        return bool(self.key_vault_resource_id)
 
     @property
     def authority_is_microsoft(self) -> bool:
@@ -233,6 +259,7 @@ class Settings(BaseSettings):
             ("AZURE_AUTHORITY_HOST", self.authority_host),
             ("GRAPH_URL", self.graph_base),
             ("KEY_VAULT_URL", self.key_vault_url),
+            ("AZURE_RESOURCE_MANAGER_URL", self.resource_manager_base),
         ):
             if url is not None and not _is_https_url(url):
                 bad("must be an https URL with a host name, e.g. https://contoso-apps.vault.azure.net", name)
@@ -248,22 +275,14 @@ class Settings(BaseSettings):
                 f"must be Slack member IDs such as U012AB3CD, comma-separated (not {', '.join(wrong_ids)})",
                 "OAUTH_BOT_ADMINS",
             )
-        if self.log_level.upper() not in LOG_LEVELS:
-            bad(f"must be one of {', '.join(LOG_LEVELS)}", "LOG_LEVEL")
-        if self.log_format.lower() not in LOG_FORMATS:
-            bad(f"must be one of {', '.join(LOG_FORMATS)}", "LOG_FORMAT")
-        if self.azure_client_secret and self.azure_client_certificate_path:
+        resource_id = self.key_vault_resource_id
+        if resource_id is not None and not KEY_VAULT_RESOURCE_ID.fullmatch(resource_id.rstrip("/")):
             bad(
-                "set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH, not both",
-                "AZURE_CLIENT_SECRET",
-                "AZURE_CLIENT_CERTIFICATE_PATH",
+                "must be the vault's resource ID, /subscriptions/GUID/resourceGroups/GROUP"
+                "/providers/Microsoft.KeyVault/vaults/NAME (the vault's Properties page)",
+                "KEY_VAULT_RESOURCE_ID",
             )
-        certificate = self.azure_client_certificate_path
-        if certificate and not Path(certificate).is_file():
-            bad(
-                "is not a readable file (a PEM with the private key and the certificate)",
-                "AZURE_CLIENT_CERTIFICATE_PATH",
-            )
+        found += self._logging_and_credential_problems()
         if not _is_supported_database(self.database_url):
             bad(
                 "must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DB (the value is not shown)",
@@ -271,6 +290,29 @@ class Settings(BaseSettings):
             )
         return found
 
+
+    def _logging_and_credential_problems(self) -> list[Problem]:
+        found: list[Problem] = []
+        if self.log_level.upper() not in LOG_LEVELS:
+            found.append(Problem(("LOG_LEVEL",), f"must be one of {', '.join(LOG_LEVELS)}"))
+        if self.log_format.lower() not in LOG_FORMATS:
+            found.append(Problem(("LOG_FORMAT",), f"must be one of {', '.join(LOG_FORMATS)}"))
+        if self.azure_client_secret and self.azure_client_certificate_path:
+            found.append(
+                Problem(
+                    ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH"),
+                    "set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH, not both",
+                )
+            )
+        certificate = self.azure_client_certificate_path
+        if certificate and not Path(certificate).is_file():
+            found.append(
+                Problem(
+                    ("AZURE_CLIENT_CERTIFICATE_PATH",),
+                    "is not a readable file (a PEM with the private key and the certificate)",
+                )
+            )
+        return found
     def require_for_serve(self) -> None:
         """Raise one ConfigError listing everything missing or wrong for `serve`."""
         problems = self.missing_for_serve() + self.problems()

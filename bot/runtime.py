@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 
+from bot.azure.arm import RoleAssignments
 from bot.azure.graph import GraphClient
 from bot.azure.identity import TokenSource
 from bot.azure.retry import RetryPolicy
@@ -27,6 +28,7 @@ from bot.flows.issuance import SecretIssuer
 from bot.flows.lifecycle import Lifecycle
 from bot.flows.new_app import NewAppFlow
 from bot.flows.outcomes import Outcomes
+from bot.flows.read_access import ReadAccessFlow
 from bot.flows.rotation import RotationFlow
 from bot.logs import redact_value
 from bot.metrics import BotMetrics
@@ -55,6 +57,8 @@ class Services:
     liveness: Liveness
     step_pool: ThreadPoolExecutor  # the new-app flow's side steps (service principal, owners)
     metrics: BotMetrics  # this process's registry, served on GET /metrics
+    read_access: ReadAccessFlow | None = None
+    role_assignments: RoleAssignments | None = None
 
     def refresh_homes(self, user_ids: list[str]) -> None:
         """Re-publish the App Home of these users (in the background; best effort)."""
@@ -78,6 +82,8 @@ class Services:
         self._home_pool.shutdown(wait=True)
         self.graph.close()
         self.vault.close()
+        if self.role_assignments is not None:
+            self.role_assignments.close()
 
 
 def build(
@@ -120,6 +126,17 @@ def build(
         metrics=metrics,
     )
     notifier = SlackNotifier(web_client(settings, metrics), settings)
+    role_assignments = (
+        RoleAssignments(
+            settings.resource_manager_base,
+            tokens.credential(),
+            vault_resource_id=settings.key_vault_resource_id,
+            timeout=settings.oauth_bot_http_timeout_seconds,
+            budget_seconds=settings.oauth_bot_retry_budget_seconds,
+        )
+        if settings.key_vault_resource_id
+        else None
+    )
 
     @lru_cache(maxsize=1)
     def granted_roles() -> frozenset[str]:
@@ -149,6 +166,17 @@ def build(
     step_pool = ThreadPoolExecutor(
         max_workers=2 * settings.oauth_bot_worker_threads, thread_name_prefix="step"
     )
+    read_access = ReadAccessFlow(
+        settings=settings,
+        store=store,
+        graph=graph,
+        notifier=notifier,
+        access=access,
+        grants=role_assignments,
+        steps=runner,
+        pool=step_pool,
+        granted_roles=roles,
+    )
     new_app = NewAppFlow(
         settings=settings,
         store=store,
@@ -159,9 +187,16 @@ def build(
         issuer=issuer,
         outcomes=outcomes,
         pool=step_pool,
+        read_access=read_access,
     )
     rotation = RotationFlow(
-        store=store, graph=graph, steps=runner, issuer=issuer, outcomes=outcomes, verify=verifier
+        store=store,
+        graph=graph,
+        steps=runner,
+        issuer=issuer,
+        outcomes=outcomes,
+        verify=verifier,
+        read_access=read_access,
     )
     runner.connect({Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run}, on_failure=outcomes.fail)
     intake = Intake(
@@ -188,6 +223,8 @@ def build(
     scheduler = Scheduler(store, liveness=liveness)
     scheduler.add("expiry-scan", timedelta(hours=settings.oauth_bot_scan_interval_hours), lifecycle.scan)
     scheduler.add("retire-old-secrets", timedelta(minutes=1), lifecycle.retire_due)
+    if read_access.enabled:
+        scheduler.add("revoke-read-access", timedelta(minutes=5), read_access.revoke_expired)
     services = Services(
         settings,
         store,
@@ -203,6 +240,8 @@ def build(
         liveness,
         step_pool,
         metrics,
+        read_access,
+        role_assignments,
     )
     outcomes.on_change = services.refresh_homes
     return services
@@ -212,3 +251,8 @@ def warm_up(services: Services) -> None:
     """Fetch the tokens and the vault's auth challenge now, off the requests' critical path."""
     services.tokens.token(services.tokens.graph_scope)
     services.vault.check_access()
+    if services.role_assignments is not None:  # the grant before the DM then needs no token call
+        try:
+            services.tokens.token(services.role_assignments.token_scope)
+        except OAuthBotError as error:  # read access is an extra: the bot serves without it
+            log.warning("no Resource Manager token yet (read access will try again): %s", error)

@@ -136,6 +136,18 @@ def _secrets(app: AsyncApp, services: Services) -> None:
         request_id, _, key_id = _value(body).partition(":")
         await retire_and_rotate(body, client, int(request_id), key_id)
 
+    @app.action(Action.GET_READ_ACCESS)
+    async def get_read_access_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        read_access = services.read_access
+        assert read_access is not None
+        try:
+            grant = await asyncio.to_thread(read_access.grant_on_demand, body["user"]["id"], _value(body))
+        except OAuthBotError as error:
+            await _tell(client, body, error)
+            return
+        await _tell(client, body, cards.read_access_granted(grant, str(services.settings.key_vault_url)))
+
     @app.action(Action.ROTATE_NOW)
     async def rotate_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()

@@ -12,14 +12,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.errors import OAuthBotError
 from bot.core.model import Status
 from bot.runtime import Services
-from bot.slack import lists, modals
+from bot.slack import cards, lists, modals
 from bot.slack.views import USAGE, Message
 from handlers.text import error_text, inert
 
 SECRET_USAGE = (
     "*oauth-bot* secret commands:\n"
     "• `/oauth-secret rotate &lt;client-id or app name&gt;` — a new client secret next to the old one\n"
-    "• `/oauth-secret list &lt;client-id&gt;` — the secrets of an app"
+    "• `/oauth-secret list &lt;client-id&gt;` — the secrets of an app\n"
+    "• `/oauth-secret access &lt;client-id or app name&gt;` — read access to its secret's value (owners)"
 )
 
 
@@ -84,6 +85,7 @@ def _oauth_app(app: AsyncApp, services: Services) -> None:
 
 def _oauth_secret(app: AsyncApp, services: Services) -> None:
     lifecycle, intake, worker = services.lifecycle, services.intake, services.worker
+    read_access, vault_url = services.read_access, str(services.settings.key_vault_url)
 
     @app.command("/oauth-secret")
     async def oauth_secret(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -118,9 +120,17 @@ def _oauth_secret(app: AsyncApp, services: Services) -> None:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
                 await _answer(respond, lists.secrets_list(view))
+            case "access" if rest.strip() and read_access is not None:
+                await ack()
+                try:
+                    grant = await asyncio.to_thread(read_access.grant_on_demand, user_id, rest)
+                except OAuthBotError as error:
+                    await respond(text=error_text(error), response_type="ephemeral")
+                    return
+                await respond(text=cards.read_access_granted(grant, vault_url), response_type="ephemeral")
             case "" | "help":
                 await ack(text=SECRET_USAGE)
-            case "rotate" | "list":
+            case "rotate" | "list" | "access":
                 await ack(
                     text=f"Name the app: `/oauth-secret {subcommand.lower()} &lt;client-id or app name&gt;`"
                 )

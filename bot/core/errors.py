@@ -16,6 +16,8 @@
         │   └── OutcomeUnknown   a write that is not idempotent may or may not have been carried out
         ├── VaultError           Azure Key Vault failed
         │   └── VaultPermissionError  403: the bot lacks a role on the vault
+        ├── ArmError             Azure Resource Manager failed (role assignments)
+        │   └── AssignmentNotPermitted  403: the bot may not grant read access
         ├── TokenError           the token endpoint refused the bot's credential
         └── SlackError           the Slack Web API failed
 
@@ -113,6 +115,17 @@ class VaultError(RemoteError):
 
 class VaultPermissionError(VaultError):
     pass
+
+
+class ArmError(RemoteError):
+    service = "Azure Resource Manager"
+
+
+class AssignmentNotPermitted(ArmError):
+    """403 AuthorizationFailed: the bot's identity holds no right to assign the role here."""
+
+    def __init__(self, message: str, *, status: int | None = 403, code: str | None = None) -> None:
+        super().__init__(message, status=status, code=code or "AuthorizationFailed")
 
 
 class TokenError(RemoteError):

@@ -242,6 +242,41 @@ class StoredVersion:
     tags: dict[str, str]
 
 
+class ReadAccess(enum.StrEnum):
+    """What became of the requester's read access to their new secret (the DM says it)."""
+
+    GRANTED = "granted"
+    NOT_PERMITTED = "not_permitted"  # the bot lacks the right to assign the role: ask the admins
+    NO_USER = "no_user"  # no Entra user matches the requester's Slack email
+    FAILED = "failed"  # Resource Manager failed past the retry budget
+
+
+@dataclass(frozen=True)
+class RoleAssignment:
+    """A role assignment at one scope; `made` is False when it existed before the bot's PUT."""
+
+    scope: str
+    name: str
+    made: bool = True
+
+
+@dataclass
+class ReadGrant:
+    """Read access of one person to one app's vault secret, as the bot granted (or adopted) it."""
+
+    client_id: str
+    principal_id: str
+    scope: str
+    assignment_name: str
+    granted_at: datetime
+    expires_at: datetime | None  # None: kept until removed by hand
+    request_id: int | None = None
+    granted_by: str = "oauth-bot"
+    adopted: bool = False  # the assignment existed already (the bot did not make it with this row)
+    revoked_at: datetime | None = None
+    id: int = 0
+
+
 @dataclass(frozen=True)
 class IssuedSecret:
     """What the requester is told: IDs and where the value is — never the value."""
@@ -254,6 +289,8 @@ class IssuedSecret:
     end: datetime
     vault: VaultReference
     verified: bool | None = None
+    read_access: ReadAccess | None = None  # None: the feature is off
+    read_until: datetime | None = None  # with GRANTED: None means until removed
 
 
 def require_status(request: Request, *allowed: str) -> None:

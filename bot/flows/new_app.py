@@ -13,6 +13,7 @@ from bot.core.model import APP_TAG, Application, ManagedApp, Request, secret_nam
 from bot.core.ports import Directory, Notifier, Repository, Steps
 from bot.flows.issuance import SecretIssuer
 from bot.flows.outcomes import Outcomes
+from bot.flows.read_access import ReadAccessFlow
 
 OWNER_ROLE = "Application.ReadWrite.All"
 
@@ -30,6 +31,7 @@ class NewAppFlow:
         issuer: SecretIssuer,
         outcomes: Outcomes,
         pool: Executor,
+        read_access: ReadAccessFlow | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -40,6 +42,7 @@ class NewAppFlow:
         self.issuer = issuer
         self.outcomes = outcomes
         self.pool = pool
+        self.read_access = read_access
 
     def run(self, request: Request) -> None:
         app = self.steps.run(request, "create_app", lambda: self._create_app(request))
@@ -76,7 +79,10 @@ class NewAppFlow:
             ),
             self.pool.submit(self.steps.run, request, "owners", lambda: self._add_entra_owner(request, app)),
         ]
+        principal = self.read_access.look_up(request) if self.read_access else None
         issued = self.issuer.issue(request, app)
+        if self.read_access is not None:
+            issued = self.read_access.grant_for(request, issued, principal)
         for future in side_steps:
             future.result()
         self.outcomes.finish(request, issued)

@@ -17,6 +17,7 @@ from bot.core.model import (
 from bot.core.ports import Directory, Repository, Steps, Verify
 from bot.flows.issuance import SecretIssuer
 from bot.flows.outcomes import Outcomes, started
+from bot.flows.read_access import ReadAccessFlow
 
 
 class RotationFlow:
@@ -29,6 +30,7 @@ class RotationFlow:
         issuer: SecretIssuer,
         outcomes: Outcomes,
         verify: Verify,
+        read_access: ReadAccessFlow | None = None,
     ) -> None:
         self.store = store
         self.graph = graph
@@ -36,6 +38,7 @@ class RotationFlow:
         self.issuer = issuer
         self.outcomes = outcomes
         self.verify = verify
+        self.read_access = read_access
 
     def run(self, request: Request) -> None:
         app = self.graph.get_application(request.object_id or "")
@@ -57,7 +60,10 @@ class RotationFlow:
                 f"{MAX_PERSONAL_ACCOUNT_SECRETS} client secrets, and it has {len(in_use)}. Retire the oldest "
                 f"(Secret ID {oldest.key_id}, expires {oldest.end:%Y-%m-%d}) first to make room."
             )
+        principal = self.read_access.look_up(request) if self.read_access else None
         issued = self.issuer.issue(request, app, verify=self.verify)
+        if self.read_access is not None:
+            issued = self.read_access.grant_for(request, issued, principal)
         self._schedule_retirement(request, app, keep=issued.key_id)
         self.outcomes.finish(request, issued)
 

@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.core.errors import SecretLimitReached
-from bot.core.model import IssuedSecret, Kind, Request, Status
+from bot.core.model import IssuedSecret, Kind, ReadAccess, ReadGrant, Request, Status, secret_name_for
 from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
 from bot.slack.ids import Action
 from bot.slack.views import Message, code, date, dicts, facts, text, user_mention
@@ -224,6 +224,8 @@ def secret_ready(request: Request, issued: IssuedSecret) -> Message:
     if request.kind == Kind.ROTATE:
         grace = request.grace_days or 0
         rows.append(("Old secret", f"stays valid for {grace:g} more days" if grace else "removed"))
+    if issued.read_access is not None:
+        rows.append(("Your read access", read_access_text(issued)))
     blocks: list[Block] = [
         HeaderBlock(
             text="Your client secret is ready"
@@ -245,7 +247,39 @@ def secret_ready(request: Request, issued: IssuedSecret) -> Message:
             ]
         ),
     ]
+    if issued.read_access is not None:
+        blocks.append(
+            ActionsBlock(
+                block_id=f"read-access-{issued.app.client_id}",
+                elements=[
+                    ButtonElement(
+                        text="Get read access", action_id=Action.GET_READ_ACCESS, value=issued.app.client_id
+                    )
+                ],
+            )
+        )
     return f"Request #{request.id} is done: client ID {issued.app.client_id}.", dicts(blocks)
+
+
+def read_access_text(issued: IssuedSecret) -> str:
+    """What the DM says of the requester's own read access to the value."""
+    match issued.read_access:
+        case ReadAccess.GRANTED if issued.read_until is not None:
+            return f"you can read the value until {date(issued.read_until)} (then use Get read access)"
+        case ReadAccess.GRANTED:
+            return "you can read the value (the access stays until removed)"
+        case ReadAccess.NOT_PERMITTED:
+            return (
+                "oauth-bot could not give you read access (it lacks the right to assign roles on the "
+                "vault); the oauth-bot admins have been told: ask them for Key Vault Secrets User on it"
+            )
+        case ReadAccess.NO_USER:
+            return (
+                "oauth-bot could not match you to a Microsoft Entra ID user (by your Slack profile's "
+                "email), so it could not give you read access; ask the oauth-bot admins"
+            )
+        case _:
+            return "read access could not be granted just now; use Get read access later, or ask the admins"
 
 
 def request_failed(request: Request, message: str) -> Message:
@@ -277,3 +311,14 @@ def request_denied(request: Request) -> Message:
 
 
 # --- lists, reminders, retirements --------------------------------------------------------
+
+
+def read_access_granted(grant: ReadGrant, vault_url: str) -> str:
+    """The answer to /oauth-secret access and Get read access (mrkdwn; IDs only)."""
+    until = f"until {date(grant.expires_at)}" if grant.expires_at else "until the access is removed"
+    secret_id = f"{vault_url.rstrip('/')}/secrets/{secret_name_for(grant.client_id)}"
+    return (
+        f"You can read the client secret of app `{grant.client_id}` {until}. "
+        f"Azure CLI: `az keyvault secret show --id {secret_id} --query value -o tsv` "
+        "(access can take a few minutes to apply)."
+    )

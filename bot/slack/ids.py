@@ -19,6 +19,7 @@ class Action(enum.StrEnum):
     RETIRE_OLDEST = "request_retire_oldest"
     RETIRE_CONFIRMED = "request_retire_confirmed"  # an admin named a secret oauth-bot did not issue
     ROTATE_NOW = "secret_rotate_now"
+    GET_READ_ACCESS = "secret_get_read_access"
     VALUE = "value"  # the one element inside each input block
 
 

@@ -1,12 +1,13 @@
 """Persistence: SQLAlchemy tables (tables), engine and transactions (database), a repository per
 aggregate (requests and their leases, apps and credentials, the step and audit journal, jobs
-and reminders), the schema's version and its Alembic migrations. Rows are mapped to
+and reminders, read grants), the schema's version and its Alembic migrations. Rows are mapped to
 bot.core.model dataclasses here and never leave. May import bot.core; nothing above it."""
 
 from __future__ import annotations
 
 from bot.store.apps import AppRepository
 from bot.store.database import make_engine
+from bot.store.grants import GrantRepository
 from bot.store.jobs import JobRepository
 from bot.store.journal import JournalRepository
 from bot.store.requests import RequestRepository
@@ -15,5 +16,5 @@ from bot.store.tables import Base
 __all__ = ["Base", "Store", "make_engine"]
 
 
-class Store(RequestRepository, AppRepository, JournalRepository, JobRepository):
+class Store(RequestRepository, AppRepository, JournalRepository, JobRepository, GrantRepository):
     """One database, every repository: each unit of work (`atomic()`) spans them all."""

@@ -26,10 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.keyvault.secrets import SecretClient
 
 from bot.core.model import Request, Status, secret_name_for
 from bot.store import Store
-from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud, entra_user_id
+from fakes.arm import KEY_VAULT_DATA_ACCESS_ADMINISTRATOR, KEY_VAULT_SECRETS_USER
+from fakes.cloud import (
+    ADMINS,
+    APPROVAL_CHANNEL,
+    DEVELOPER,
+    SIGNING_SECRET,
+    TENANT_ID,
+    FakeCloud,
+    entra_user_id,
+)
+from fakes.entra import service_principal_object_id
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
 from tests.crash.conftest import (
@@ -340,6 +351,64 @@ def test_new_app_survives_a_sigkill_while_a_call_is_in_flight(call: str, cell: C
     else:
         assert removed == [], "the value the vault already held was adopted, nothing removed"
         assert len(state.versions) == 1, "adopted, not written again"
+
+
+# The requester's read access (KEY_VAULT_RESOURCE_ID is set by FakeCloud): the bot with owner
+# rights reads users (to match the requester) and, here, may assign roles on the vault.
+READ_ACCESS_CELLS = [*_boundaries(("grant_read",)), "role-assignment-in-flight"]
+
+
+def _developer_assignments(cloud: FakeCloud, client_id: str) -> list[dict[str, Any]]:
+    return [
+        a
+        for a in cloud.arm.assignments(entra_user_id(DEVELOPER))
+        if a["properties"]["scope"].endswith(f"/secrets/{secret_name_for(client_id)}")
+        and a["properties"]["roleDefinitionId"].endswith(KEY_VAULT_SECRETS_USER)
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash", READ_ACCESS_CELLS)
+def test_read_access_survives_a_sigkill(crash: str, cell: Cell) -> None:
+    """SIGKILLed at the grant's boundaries, or after Resource Manager made the assignment but
+    before its answer arrived: the restarted bot ends with one assignment for the requester on
+    the secret (the rerun PUTs the same name: a 200, not a twin), one read grant recorded, one
+    grant.created, one DM saying until when, and the requester reads the value."""
+    cloud, store = cell.cloud, cell.store
+    right = cloud.arm.grant(
+        service_principal_object_id(TENANT_ID, OWNER_CLIENT_ID),
+        KEY_VAULT_DATA_ACCESS_ADMINISTRATOR,
+        cloud.vault_resource_id,
+    )
+    name = f"crash-read-{_slug(crash)}"
+    try:
+        if crash == "role-assignment-in-flight":
+            cloud.arm.latency(10.0, "PUT", r"/roleAssignments/")  # carried out at once, answered late
+
+            def landed(request_id: int) -> bool:
+                apps = cloud_state(cloud, name).apps
+                return (
+                    bool(apps and _developer_assignments(cloud, apps[0]["appId"]))
+                    and _reached(store, request_id, "grant_read:started")
+                    and not _reached(store, request_id, "grant_read:finished")
+                )
+
+            request, state = _new_app_through_a_crash(
+                cell, name, owner_roles=True, in_flight=landed, what="the role assignment, unanswered"
+            )
+        else:
+            request, state = _new_app_through_a_crash(cell, name, owner_roles=True, boundary=crash)
+        client_id = state.app["appId"]
+        (assignment,) = _developer_assignments(cloud, client_id)
+        (grant,) = store.read_grants(request_id=request.id)
+        assert grant.assignment_name == assignment["name"] and not grant.adopted
+        assert _audit_count(store, request.id, "grant.created") == 1
+        assert "you can read the value until" in json.dumps(_done_dms(cloud, request.id)[0]["blocks"])
+        reader = SecretClient(cloud.vault.url, cloud.credential_for(DEVELOPER))
+        assert reader.get_secret(secret_name_for(client_id)).value == state.versions[-1]["value"]
+        reader.close()
+    finally:
+        cloud.arm.revoke(right)
 
 
 # A trigger that stalls the bot's INSERT of the "secret.stored" audit event for minutes (a

@@ -198,3 +198,47 @@ def test_messages_never_repeat_a_token_or_the_database_password(monkeypatch: pyt
     for value in ("not-a-token-but-secret-1234", "hunter2-password", "private-7781"):
         assert value not in message
     assert "SLACK_BOT_TOKEN" in message and "DATABASE_URL" in message
+
+
+VAULT_ID = (
+    "/subscriptions/3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f/resourceGroups/apps"
+    "/providers/Microsoft.KeyVault/vaults/contoso-apps"
+)
+
+
+@pytest.mark.parametrize(
+    ("cloud", "expected"),
+    [
+        ("public", "https://management.azure.com"),
+        ("usgov", "https://management.usgovcloudapi.net"),
+        ("china", "https://management.chinacloudapi.cn"),
+    ],
+)
+def test_read_access_is_off_by_default_and_resource_manager_follows_the_cloud(
+    monkeypatch: pytest.MonkeyPatch, cloud: str, expected: str
+) -> None:
+    """Without KEY_VAULT_RESOURCE_ID per-secret read access is off; Resource Manager's URL is
+    preset per AZURE_CLOUD; access lasts 24 hours unless set (0 = keep)."""
+    monkeypatch.setenv("AZURE_CLOUD", cloud)
+    settings = load_settings(for_serve=True)
+    assert not settings.read_access_enabled
+    assert settings.resource_manager_base == expected
+    assert settings.oauth_bot_read_access_hours == 24
+    monkeypatch.setenv("KEY_VAULT_RESOURCE_ID", VAULT_ID)
+    monkeypatch.setenv("OAUTH_BOT_READ_ACCESS_HOURS", "0")
+    settings = load_settings(for_serve=True)
+    assert settings.read_access_enabled and settings.oauth_bot_read_access_hours == 0
+
+
+def test_bad_read_access_settings_are_named_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A vault resource ID of the wrong shape, a plain-http Resource Manager URL and a negative
+    duration are each reported with their variable."""
+    message = _problems(
+        monkeypatch,
+        KEY_VAULT_RESOURCE_ID="contoso-apps",
+        AZURE_RESOURCE_MANAGER_URL="http://management.azure.com",
+        OAUTH_BOT_READ_ACCESS_HOURS="-1",
+    )
+    assert "KEY_VAULT_RESOURCE_ID: must be the vault's resource ID" in message
+    assert "AZURE_RESOURCE_MANAGER_URL: must be an https URL" in message
+    assert "OAUTH_BOT_READ_ACCESS_HOURS" in message
