@@ -210,10 +210,7 @@ class Intake:
             decided_at=self.store.now(),
             deny_reason=reason,
         )
-        self.outcomes.refresh_card(request_id)
-        request = self.store.get_request(request_id)
-        self.outcomes.safely(self.notifier.request_denied, request)
-        return request
+        return self.outcomes.ended(request_id, self.notifier.request_denied)
 
     def cancel(self, request_id: int, *, actor: str) -> Request:
         request = self.store.get_request(request_id)
@@ -227,10 +224,7 @@ class Intake:
             to_status=Status.CANCELLED,
             decided_at=self.store.now(),
         )
-        self.outcomes.refresh_card(request_id)
-        request = self.store.get_request(request_id)
-        self.outcomes.safely(self.notifier.request_cancelled, request)
-        return request
+        return self.outcomes.ended(request_id, self.notifier.request_cancelled)
 
     def retry(self, request_id: int, *, actor: str) -> Request:
         """An admin sends a failed request through the workflow again (every step is safe to repeat)."""
@@ -263,8 +257,7 @@ class Intake:
                 )
             except Conflict:
                 continue  # decided meanwhile, or expired by another replica
-            self.outcomes.refresh_card(request.id)
-            self.outcomes.safely(self.notifier.request_expired, self.store.get_request(request.id))
+            self.outcomes.ended(request.id, self.notifier.request_expired)
             expired.append(request.id)
         return expired
 

@@ -139,6 +139,14 @@ class Outcomes:
             self.safely(self.notifier.update_request_card, request)
         self.on_change([request.requester_id, *sorted(self.settings.admins)])
 
+    def ended(self, request_id: int, tell: Callable[[Request], None]) -> Request:
+        """After a decision that ends a request (denied, cancelled, expired): the card shows it,
+        then the requester is told; neither can undo the decision."""
+        self.refresh_card(request_id)
+        request = self.store.get_request(request_id)
+        self.safely(tell, request)
+        return request
+
     def safely(self, action: Callable[..., Any], *args: Any) -> None:
         """Slack side effects after a decision is stored must not undo the decision."""
         try:
