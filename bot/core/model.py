@@ -224,6 +224,23 @@ class TaggedApp:
 
 
 @dataclass(frozen=True)
+class CredentialUsage:
+    """The app credential activity report's entry for one credential."""
+
+    key_id: str
+    last_sign_in: datetime | None
+
+
+@dataclass(frozen=True)
+class SignInDetail:
+    """One service principal sign-in: when, from where, and to which resource."""
+
+    at: datetime
+    ip_address: str | None
+    resource: str | None
+
+
+@dataclass(frozen=True)
 class VaultReference:
     """Where a value is: the vault secret's id (with version) and its portal link."""
 

@@ -8,12 +8,14 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from bot.core.lifetimes import AppManagementPolicy
 from bot.core.model import (
     Application,
     AppOwner,
     AuditEvent,
     Credential,
     CredentialStatus,
+    CredentialUsage,
     IssuedSecret,
     ManagedApp,
     NewPassword,
@@ -21,6 +23,7 @@ from bot.core.model import (
     Request,
     RoleAssignment,
     SecretValue,
+    SignInDetail,
     Step,
     StepState,
     StoredVersion,
@@ -105,6 +108,20 @@ class Directory(Protocol):
     def add_owner(self, object_id: str, user_object_id: str) -> None: ...
     def list_owners(self, object_id: str) -> set[str]: ...
     def find_user(self, email: str) -> str | None: ...
+
+
+class AppPolicies(Protocol):
+    """The tenant's app management policies (bot.azure.graph; Policy.Read.All)."""
+
+    def default_app_management_policy(self) -> AppManagementPolicy: ...
+    def app_management_policies(self, object_id: str) -> tuple[AppManagementPolicy, ...]: ...
+
+
+class SignInActivity(Protocol):
+    """Who still signs in with a credential (bot.azure.graph; AuditLog.Read.All, Entra ID P1)."""
+
+    def credential_usage(self, key_id: str) -> CredentialUsage | None: ...
+    def last_sign_in(self, app_id: str, key_id: str, since: datetime) -> SignInDetail | None: ...
 
 
 class SecretStore(Protocol):
