@@ -21,6 +21,7 @@ from bot.core.model import (
     NewPassword,
     ReadGrant,
     Request,
+    RetireState,
     RoleAssignment,
     SecretValue,
     SignInDetail,
@@ -68,6 +69,14 @@ class Repository(Protocol):
     ) -> list[tuple[ManagedApp, Credential]]: ...
     def set_credential_status(self, key_id: str, status: CredentialStatus, **values: Any) -> None: ...
     def credentials_due_for_removal(self) -> list[Credential]: ...
+    def retire_if(
+        self,
+        key_id: str,
+        *,
+        expect: RetireState | None,
+        expect_check_after: datetime | None = ...,
+        **values: Any,
+    ) -> bool: ...
     # journal
     def record_step(self, request_id: int, step: str, state: StepState, **values: Any) -> None: ...
     def steps(self, request_id: int) -> list[Step]: ...

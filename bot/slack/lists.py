@@ -18,7 +18,8 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.core.validation import AUDIENCE_LABELS
-from bot.flows.lifecycle import AppView, Reminder, Retired
+from bot.flows.lifecycle import AppView, Reminder
+from bot.flows.retirement import Retired
 from bot.slack.ids import Action
 from bot.slack.views import Message, code, date, days_phrase, dicts, facts, text, user_mention
 
