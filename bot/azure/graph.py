@@ -16,7 +16,7 @@ import httpx
 from bot.azure.policies import app_management_policy, credential_usage, sign_in_detail
 from bot.azure.retry import IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
 from bot.core.clock import iso, parse_iso
-from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown
+from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown, PasswordsNotAllowed
 from bot.core.lifetimes import AppManagementPolicy
 from bot.core.model import (
     Application,
@@ -71,6 +71,8 @@ def _error(response: httpx.Response, action: str) -> GraphError:
     text = f"Microsoft Graph could not {action}: HTTP {response.status_code} {code}: {message}".strip()
     if code == "CredentialInvalidLifetimeAsPerAppPolicy":
         return LifetimePolicyError(text, status=response.status_code, code=code)
+    if code == "CredentialTypeNotAllowedAsPerAppPolicy":  # passwordAddition (code not confirmed)
+        return PasswordsNotAllowed(text, status=response.status_code, code=code)
     return GraphError(text, status=response.status_code, code=code)
 
 
