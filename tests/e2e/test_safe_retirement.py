@@ -5,7 +5,9 @@ OAUTH_BOT_MAX_GRACE_DAYS; without the permission or the licence, the timed remov
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from urllib.parse import urlencode
 import pytest
 
 from bot.core.model import CredentialStatus, Request, RetireState, Status
+from bot.doctor import run_doctor
+from bot.store.schema import upgrade
 from fakes.clock import ManualClock
 from fakes.cloud import (
     ADMINS,
@@ -233,3 +237,84 @@ class TestWithoutAuditLogReadAll:
         assert [r.key_id for r in _services(bot).lifecycle.retire_due()] == [old]
         assert len(cloud.graph.calls_to("GET", r"^/beta/")) == before
         assert old not in _on_app(cloud, created.object_id or "")
+
+
+def test_two_runs_at_once_tell_the_owners_once(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, clock: ManualClock
+) -> None:
+    """Two retirement runs at the same moment (two replicas' schedulers) find the secret in use:
+    the compare-and-set lets one of them keep it, tell the owner and audit it."""
+    created, _rotation = _rotated(cloud, bot, slack, "raced-app")
+    old = created.key_id or ""
+    clock.advance(timedelta(days=7, minutes=1))
+    cloud.graph.sign_in_with(old, clock.now() - timedelta(hours=1))
+    start = threading.Barrier(2)
+
+    def run() -> list[Any]:
+        start.wait()
+        return list(_services(bot).lifecycle.retire_due())
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert [result for result in pool.map(lambda _: run(), range(2))] == [[], []]
+    wait_until(lambda: _still_used_dms(cloud), what="the DM")
+    events = [e.action for e in _services(bot).store.audit_events() if e.client_id == created.client_id]
+    assert events.count("secret.kept_in_use") == 1 and len(_still_used_dms(cloud)) == 1
+
+
+def test_a_secret_claimed_for_removal_before_a_crash_is_removed_once(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, clock: ManualClock
+) -> None:
+    """A run claimed the secret for removal (retire_state removing) and died before Graph was
+    called: the next run removes it without asking again, audits it once, and tells the owner."""
+    created, _rotation = _rotated(cloud, bot, slack, "claimed-app")
+    old, store = created.key_id or "", _services(bot).store
+    clock.advance(timedelta(days=7, minutes=1))
+    assert store.retire_if(old, expect=None, retire_state=RetireState.REMOVING)
+    before = len(cloud.graph.calls_to("GET", r"^/beta/"))
+    assert [r.key_id for r in _services(bot).lifecycle.retire_due()] == [old]
+    assert _services(bot).lifecycle.retire_due() == []
+    assert len(cloud.graph.calls_to("GET", r"^/beta/")) == before
+    assert old not in _on_app(cloud, created.object_id or "")
+    removed = [
+        e for e in store.audit_events() if e.action == "secret.removed" and e.detail.get("key_id") == old
+    ]
+    assert len(removed) == 1
+
+
+DOCTOR_CLIENT = ("0b07b07b-0000-4000-8000-0000000000d8", "doctor-optional-secret")
+
+
+def _doctor(cloud: FakeCloud, tmp_path: Path, roles: list[str]) -> tuple[int, list[str]]:
+    cloud.entra.register_client(*DOCTOR_CLIENT, roles)
+    url = f"sqlite:///{tmp_path / 'doctor.db'}"
+    upgrade(url)
+    settings = cloud.settings(url, azure_client_id=DOCTOR_CLIENT[0], azure_client_secret=DOCTOR_CLIENT[1])
+    lines: list[str] = []
+    return run_doctor(settings, out=lines.append), lines
+
+
+def test_doctor_says_what_the_optional_permissions_add_and_what_happens_without(
+    cloud: FakeCloud, tmp_path: Path
+) -> None:
+    """Without Policy.Read.All and AuditLog.Read.All: two notes naming each permission and what
+    the bot does instead, and doctor still passes (they are optional). With both, in a tenant
+    with a 90-day policy and no Entra ID P1: the limit it read, and a note naming the licence."""
+    code, lines = _doctor(cloud, tmp_path, LEAST_PRIVILEGE)
+    notes = [line for line in lines if line.startswith("note")]
+    assert code == 0 and len(notes) == 2, lines
+    assert "Tenant lifetime limits: missing Policy.Read.All (application permission)" in notes[0]
+    assert "a lifetime the tenant's app management policy refuses fails after approval" in notes[0]
+    assert "Safe retirement: missing AuditLog.Read.All (application permission)" in notes[1]
+    assert "removed when their grace period ends, whether or not something still uses them" in notes[1]
+
+    cloud.graph.set_tenant_password_policy(max_lifetime="P90D")
+    cloud.graph.sign_in_log.premium = False
+    try:
+        code, lines = _doctor(cloud, tmp_path, [*LEAST_PRIVILEGE, "Policy.Read.All", "AuditLog.Read.All"])
+    finally:
+        cloud.graph.set_tenant_password_policy()
+    assert code == 0, lines
+    (limits,) = [line for line in lines if "Tenant lifetime limits" in line]
+    assert limits.startswith("ok    Tenant lifetime limits: client secrets of new apps last at most 90 days")
+    (licence,) = [line for line in lines if line.startswith("note  Safe retirement")]
+    assert "the tenant has no Microsoft Entra ID P1 licence" in licence
