@@ -40,6 +40,19 @@ def request_new_app(slack: SlackDriver, user: str, name: str, **fields: Any) -> 
     )
 
 
+def rotation_card(slack: SlackDriver, user: str, client_id: str) -> dict[str, Any]:
+    """/oauth-secret rotate → the rotation's approval card."""
+    before = len(slack.slack.messages(APPROVAL_CHANNEL))
+    assert slack.command(user, "/oauth-secret", f"rotate {client_id}").status_code == 200
+    return wait_until(
+        lambda: (
+            len(slack.slack.messages(APPROVAL_CHANNEL)) > before
+            and slack.slack.messages(APPROVAL_CHANNEL)[-1]
+        ),
+        what="the rotation card",
+    )
+
+
 def open_modal(slack: SlackDriver, user: str) -> dict[str, Any]:
     """The modal the bot opens after acking (views.open follows the ack)."""
     return wait_until(lambda: slack.slack.current_modal(user), what=f"a modal for {user}")

@@ -31,10 +31,9 @@ from fakes.cloud import (
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import FORM, SlackDriver
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import approve, request_id_of, request_new_app, wait_for_status
+from tests.e2e.flows import approve, request_id_of, request_new_app, rotation_card, wait_for_status
 
 AUDIT_READ = [*LEAST_PRIVILEGE, "AuditLog.Read.All"]
-REPORT = r"^/beta/reports/appCredentialSignInActivities$"
 STILL_USED = "The old client secret of app"
 
 
@@ -65,15 +64,7 @@ def _rotated(cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, name: str
     """A new app, then a rotation approved by an admin: (the new-app request, the rotation)."""
     created = approve(slack, cloud, bot, request_new_app(slack, DEVELOPER, name), ADMINS[0])
     assert created.status == Status.COMPLETED, created.error
-    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
-    assert slack.command(DEVELOPER, "/oauth-secret", f"rotate {created.client_id}").status_code == 200
-    card = wait_until(
-        lambda: (
-            len(cloud.slack.messages(APPROVAL_CHANNEL)) > before
-            and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
-        ),
-        what="the rotation card",
-    )
+    card = rotation_card(slack, DEVELOPER, created.client_id or "")
     slack.click(ADMINS[1], "Approve", message=card, channel=APPROVAL_CHANNEL)
     rotation = wait_for_status(bot, request_id_of(card), Status.COMPLETED, Status.FAILED)
     assert rotation.status == Status.COMPLETED, rotation.error

@@ -26,7 +26,15 @@ from fakes.cloud import (
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import FORM, approve, open_modal, request_id_of, request_new_app, wait_for_status
+from tests.e2e.flows import (
+    FORM,
+    approve,
+    open_modal,
+    request_id_of,
+    request_new_app,
+    rotation_card,
+    wait_for_status,
+)
 
 POLICY_READ = [*LEAST_PRIVILEGE, "Policy.Read.All"]
 POLICIES = r"^/v1\.0/policies/defaultAppManagementPolicy$"
@@ -141,18 +149,6 @@ def test_a_policy_that_forbids_client_secrets_points_to_a_federated_credential(
     assert len(cloud.slack.messages(APPROVAL_CHANNEL)) == before
 
 
-def _rotation_card(cloud: FakeCloud, slack: SlackDriver, client_id: str) -> dict[str, Any]:
-    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
-    assert slack.command(DEVELOPER, "/oauth-secret", f"rotate {client_id}").status_code == 200
-    return wait_until(
-        lambda: (
-            len(cloud.slack.messages(APPROVAL_CHANNEL)) > before
-            and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
-        ),
-        what="the rotation card",
-    )
-
-
 def _new_app(cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, name: str) -> Request:
     request = approve(slack, cloud, bot, request_new_app(slack, DEVELOPER, name), ADMINS[0])
     assert request.status == Status.COMPLETED, request.error
@@ -168,7 +164,7 @@ def test_a_rotation_is_capped_by_the_apps_own_policy_and_says_so(
     created = _new_app(cloud, bot, slack, "app-policy-app")
     assert created.secret_days == 180
     cloud.graph.assign_app_policy(created.object_id or "", "Short secrets for payments", max_lifetime="P30D")
-    card = _rotation_card(cloud, slack, created.client_id or "")
+    card = rotation_card(slack, DEVELOPER, created.client_id or "")
     note = "capped at 30 days by the app management policy 'Short secrets for payments'"
     assert f"30 days, {note}" in json.dumps(card["blocks"])
     slack.click(ADMINS[1], "Approve", message=card, channel=APPROVAL_CHANNEL)
