@@ -83,6 +83,7 @@ class Services:
         self.liveness.close()  # after the worker: from now on others may carry on what it left
         self.step_pool.shutdown(wait=True)
         self._home_pool.shutdown(wait=True)
+        self.tenant_limits.close()
         self.graph.close()
         self.vault.close()
         if self.role_assignments is not None:

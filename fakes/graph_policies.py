@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-POLICY_READ = frozenset({"Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"})
+POLICY_READ = frozenset(
+    {"Policy.Read.All", "Policy.Read.ApplicationConfiguration", "Policy.ReadWrite.ApplicationConfiguration"}
+)
 AUDIT_READ = frozenset({"AuditLog.Read.All", "Directory.Read.All"})
 DEFAULT_POLICY_ID = "00000000-0000-0000-0000-000000000000"
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -138,6 +140,8 @@ class AppManagement:
         return {"@odata.context": context, **self.tenant}
 
     def read_assigned(self, roles: set[str], object_id: str, context: str) -> dict[str, Any]:
+        """The app's policies: a policy read role, besides reading the app (fakes/graph.py checks
+        that: Application.Read.All or owning it), as appliesTo documents for the other direction."""
         if not roles & POLICY_READ:
             _denied()
         return {"@odata.context": context, "value": list(self.assigned.get(object_id, []))}

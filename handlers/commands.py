@@ -46,7 +46,7 @@ def _oauth_app(app: AsyncApp, services: Services) -> None:
         match subcommand.lower():
             case "new":
                 await ack()
-                limit = await asyncio.to_thread(services.tenant_limits.for_new_app)
+                limit = await asyncio.to_thread(services.tenant_limits.for_form)
                 view = modals.new_app_modal(
                     settings, name=rest.strip(), channel_id=command.get("channel_id"), limit=limit
                 )

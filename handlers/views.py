@@ -28,7 +28,7 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         user_id = body["user"]["id"]
         try:
-            limit = await asyncio.to_thread(services.tenant_limits.for_new_app)  # cached for an hour
+            limit = await asyncio.to_thread(services.tenant_limits.for_form)  # cached for an hour
             data = validate_new_app(
                 settings,
                 limit,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as NotYet
 from datetime import datetime, timedelta
 
 from bot.core.clock import Clock, utc
@@ -23,9 +25,15 @@ from bot.core.ports import AppPolicies
 
 log = logging.getLogger(__name__)
 
-POLICY_READ_ROLES = frozenset({"Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"})
+# Policy.Read.All is the least privilege; the two ApplicationConfiguration ones also read them.
+POLICY_READ_ROLES = frozenset(
+    {"Policy.Read.All", "Policy.Read.ApplicationConfiguration", "Policy.ReadWrite.ApplicationConfiguration"}
+)
 POLICY_READ_ROLE = "Policy.Read.All"
 CACHE_FOR = timedelta(hours=1)
+# The form must open (trigger_id) and be answered (view_submission) within Slack's 3 seconds:
+# a slower Graph leaves the form as without the permission, and the read fills the cache anyway.
+FORM_WAIT_SECONDS = 1.5
 
 
 class TenantLimits:
@@ -35,10 +43,25 @@ class TenantLimits:
         self.granted_roles = granted_roles
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[datetime, object]] = {}
+        self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tenant-limits")
+
+    def close(self) -> None:
+        self._reads.shutdown(wait=False, cancel_futures=True)
 
     @property
     def may_read(self) -> bool:
         return bool(POLICY_READ_ROLES & self.granted_roles())
+
+    def for_form(self, within: float = FORM_WAIT_SECONDS) -> PasswordLimit:
+        """for_new_app, or no limit known if Graph takes longer than `within` seconds."""
+        if not self.may_read:
+            return UNKNOWN
+        future = self._reads.submit(self.for_new_app)
+        try:
+            return future.result(timeout=within)
+        except NotYet:
+            log.warning("the tenant's app management policy took over %ss; the form does without", within)
+            return UNKNOWN
 
     def for_new_app(self) -> PasswordLimit:
         """What the tenant's default policy allows a secret of an app created now."""
@@ -55,7 +78,7 @@ class TenantLimits:
             return UNKNOWN
         tenant = self._tenant()
         own = self._cached(f"app:{object_id}", lambda: self.graph.app_management_policies(object_id))
-        if tenant is None or own is None:
+        if tenant is None or own is None:  # either unreadable: the tenant's alone could mislead
             return UNKNOWN
         assert isinstance(own, tuple)
         return password_limit(tenant, own, created=utc(created) if created else self.clock.now())

@@ -134,6 +134,34 @@ def test_the_policy_is_read_once_an_hour(
     assert len(cloud.graph.calls_to("GET", POLICIES)) - before == 2
 
 
+def test_a_slow_policy_read_does_not_hold_the_form_up(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """Graph takes 2 s to answer the policy (Slack's trigger lasts 3 s): the form opens without
+    the cap; the read still completes and fills the cache, so the next form is capped."""
+    cloud.graph.set_tenant_password_policy(max_lifetime="P90D")
+    cloud.graph.latency(2.0, "GET", POLICIES)
+    assert "180" in _offered(_open_form(slack, "slow-policy-app"))
+    slack.close(DEVELOPER, open_modal(slack, DEVELOPER))
+    assert bot.services is not None
+    wait_until(
+        lambda: bot.services is not None and bot.services.tenant_limits.for_form().max_days == 90,
+        what="the read",
+    )
+    assert _offered(_open_form(slack, "slow-policy-app")) == ["90"]
+
+
+def test_a_403_from_graph_leaves_the_form_as_before(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """The role is in the token but Graph refuses the policy (403, e.g. consent revoked since):
+    every lifetime is offered, as without the permission."""
+    cloud.graph.set_tenant_password_policy(max_lifetime="P90D")
+    denied = {"error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges."}}
+    cloud.graph.inject("GET", POLICIES, status=403, body=denied)
+    assert _offered(_open_form(slack, "refused-policy-app")) == ["90", "180", "365"]
+
+
 def test_a_policy_that_forbids_client_secrets_points_to_a_federated_credential(
     cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
 ) -> None:
