@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import Protocol
@@ -46,6 +46,7 @@ class Retired:
     app_name: str
     key_id: str
     owners: tuple[str, ...]
+    why: str = "its grace period ended"
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,10 @@ class Retirement:
                 retire_state=RetireState.REMOVING,
             ):
                 return None  # another run moved it
+        if credential.retire_state == RetireState.WATCHING:  # kept while in use; quiet now
+            hours = f"{self.settings.oauth_bot_retire_quiet_hours:g}"
+            why = f"nothing signed in with it for {hours} hours after it was kept in use"
+            return self._remove(credential, app, actor="oauth-bot", reason=why, why=why)
         return self._remove(credential, app, actor="oauth-bot", reason="grace period ended")
 
     def _recent_use(self, credential: Credential) -> tuple[bool, datetime | None]:
@@ -218,7 +223,11 @@ class Retirement:
             next_check=next_check,
         )
 
-    def _remove(self, credential: Credential, app: ManagedApp, *, actor: str, reason: str) -> Retired | None:
+    def _remove(
+        self, credential: Credential, app: ManagedApp, *, actor: str, reason: str, why: str = ""
+    ) -> Retired | None:
+        """removePassword (an already removed secret counts), then the record and its audit
+        event together, then the owners told (`why`: what their DM says; default the grace)."""
         try:
             self.graph.remove_password(app.object_id, credential.key_id)
         except OAuthBotError as error:
@@ -233,6 +242,7 @@ class Retirement:
             )
         owners = tuple(o.slack_user_id for o in self.store.owners(app.client_id))
         done = Retired(app.client_id, app.display_name, credential.key_id, owners)
+        done = replace(done, why=why) if why else done
         try:
             self.notifier.secret_retired(done)
         except OAuthBotError as error:
@@ -260,10 +270,8 @@ class Retirement:
                 retire_state=RetireState.REMOVING,
             ):
                 raise Conflict("Another admin decided about this secret just now.")
-            if (
-                self._remove(credential, app, actor=actor, reason="removed by an admin while still in use")
-                is None
-            ):
+            why = "an oauth-bot admin removed it while it was still in use"
+            if self._remove(credential, app, actor=actor, reason=why, why=why) is None:
                 raise Conflict("Graph did not remove the secret yet; oauth-bot tries again within a minute.")
             return None
         until = self.store.now() + ADMIN_KEEPS_FOR

@@ -172,7 +172,7 @@ def secret_retired(retired: Retired) -> Message:
                     elements=[
                         text("The old client secret of ", bold=True),
                         text(retired.app_name, bold=True),
-                        text(" was removed: its grace period ended.\nSecret ID: "),
+                        text(f" was removed: {retired.why}.\nSecret ID: "),
                         text(retired.key_id, code=True),
                         text("\nApplication (client) ID: "),
                         text(retired.client_id, code=True),

@@ -121,6 +121,13 @@ def test_a_secret_still_in_use_is_kept_owners_told_daily_then_removed_once_quiet
     actions = [e.action for e in _services(bot).store.audit_events() if e.client_id == created.client_id]
     assert actions.count("secret.kept_in_use") == 2 and actions[-1] == "secret.removed"
     assert len(_still_used_dms(cloud)) == 2
+    removed = wait_until(
+        lambda: [m for m in cloud.slack.dm_messages(DEVELOPER) if "was removed" in m.get("text", "")],
+        what="the removal DM",
+    )
+    assert "nothing signed in with it for 24 hours after it was kept in use" in json.dumps(
+        removed[-1]["blocks"]
+    )
 
 
 def _decision_cards(cloud: FakeCloud, key_id: str) -> list[dict[str, Any]]:
