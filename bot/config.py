@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.core.errors import ConfigError
+from bot.core.policy import Policy
+from bot.policy_file import PolicyFileError, load_policy
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,9 @@ class Settings(BaseSettings):
     oauth_bot_max_open_requests: int = Field(default=5, ge=1)
     oauth_bot_max_requests_per_hour: int = Field(default=10, ge=1)
     oauth_bot_read_access_hours: float = Field(default=24, ge=0, le=24 * 3650)  # 0: keep
+    # Approval policy (README "Approval policy"); unset: one approval by an admin
+    oauth_bot_policy_file: str | None = None
+    oauth_bot_approver_reminder_hours: float = Field(default=24, gt=0, le=24 * 3650)
 
     # Operations
     oauth_bot_retry_budget_seconds: float = Field(default=60, gt=0, le=86_400)
@@ -199,9 +204,20 @@ class Settings(BaseSettings):
     @property
     def secret_lifetime_choices(self) -> tuple[int, ...]:
         """The portal's lifetimes that the policy allows (the maximum itself is always one)."""
-        allowed = [d for d in SECRET_LIFETIME_CHOICES if d <= self.oauth_bot_max_secret_days]
-        if self.oauth_bot_max_secret_days not in allowed:
-            allowed.append(self.oauth_bot_max_secret_days)
+        return self.lifetime_choices()
+
+    def longest_lifetime(self, max_days: int | None = None) -> int:
+        """OAUTH_BOT_MAX_SECRET_DAYS, or a policy rule's max_days if that is shorter."""
+        limit = self.oauth_bot_max_secret_days
+        return limit if max_days is None else min(limit, max_days)
+
+    def lifetime_choices(self, max_days: int | None = None) -> tuple[int, ...]:
+        """The portal's lifetimes up to the longest allowed (which is always one of them);
+        `max_days`: a further cap, from the approval policy."""
+        limit = self.longest_lifetime(max_days)
+        allowed = [d for d in SECRET_LIFETIME_CHOICES if d <= limit]
+        if limit not in allowed:
+            allowed.append(limit)
         return tuple(allowed)
 
     @property
@@ -211,6 +227,17 @@ class Settings(BaseSettings):
         if "oauth_bot_default_secret_days" in self.model_fields_set:
             return self.oauth_bot_default_secret_days
         return min(self.oauth_bot_default_secret_days, self.oauth_bot_max_secret_days)
+
+    def default_days_within(self, max_days: int | None = None) -> int:
+        """The preselected lifetime, shortened to a policy cap."""
+        return min(self.default_secret_days, self.longest_lifetime(max_days))
+
+    @cached_property
+    def policy(self) -> Policy:
+        """The approval policy: OAUTH_BOT_POLICY_FILE, or the built-in one (PolicyFileError)."""
+        if not self.oauth_bot_policy_file:
+            return Policy.built_in()
+        return load_policy(self.oauth_bot_policy_file, admins=self.admins)
 
     def require(self, *names: str) -> None:
         """Raise ConfigError naming every listed variable that is unset."""
@@ -283,6 +310,10 @@ class Settings(BaseSettings):
                 "KEY_VAULT_RESOURCE_ID",
             )
         found += self._logging_and_credential_problems()
+        try:
+            self.policy  # noqa: B018 - reads and checks the file
+        except PolicyFileError as error:
+            found += [Problem(("OAUTH_BOT_POLICY_FILE",), f"{error.path}: {p}") for p in error.problems]
         if not _is_supported_database(self.database_url):
             bad(
                 "must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DB (the value is not shown)",
@@ -313,6 +344,7 @@ class Settings(BaseSettings):
                 )
             )
         return found
+
     def require_for_serve(self) -> None:
         """Raise one ConfigError listing everything missing or wrong for `serve`."""
         problems = self.missing_for_serve() + self.problems()

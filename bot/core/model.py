@@ -87,6 +87,13 @@ class Request:
     deny_reason: str | None = None
     card_channel: str | None = None
     card_ts: str | None = None
+    # the approval policy's rule that applied when it was filed (None: no policy file)
+    rule_number: int | None = None
+    rule_text: str | None = None
+    approvals_needed: int = 1
+    approver_set: str | None = None  # the rule's approver set; None: the oauth-bot admins
+    approvers_reminded_at: datetime | None = None
+    admins_reminded_at: datetime | None = None
     # what was made (IDs only, never a value)
     client_id: str | None = None
     object_id: str | None = None
@@ -105,6 +112,15 @@ class Request:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One person's approval of a request (a person counts once)."""
+
+    request_id: int
+    approver_id: str
+    at: datetime
 
 
 @dataclass(frozen=True)
