@@ -103,7 +103,9 @@ class _Reader:
                 continue
             if group is not None:
                 if not isinstance(group, str) or not USERGROUP_ID.fullmatch(group):
-                    self.bad(f"{where}.usergroup", f"{group!r} is not a Slack user group ID such as S0123ABCD")
+                    self.bad(
+                        f"{where}.usergroup", f"{group!r} is not a Slack user group ID such as S0123ABCD"
+                    )
                     continue
                 sets[str(name)] = ApproverSet(str(name), usergroup=group)
                 continue
@@ -170,8 +172,12 @@ class _Reader:
         where = f"{where}, match"
         values = self.keys(raw, MATCH_KEYS, where)
         kinds = self.words(values.get("kind"), KINDS, f"{where}.kind")
-        account_types = self.words(values.get("account_types"), tuple(ACCOUNT_TYPES), f"{where}.account_types")
-        platforms = self.words(values.get("redirect_platforms"), REDIRECT_PLATFORMS, f"{where}.redirect_platforms")
+        account_types = self.words(
+            values.get("account_types"), tuple(ACCOUNT_TYPES), f"{where}.account_types"
+        )
+        platforms = self.words(
+            values.get("redirect_platforms"), REDIRECT_PLATFORMS, f"{where}.redirect_platforms"
+        )
         at_most = values.get("lifetime_days_at_most")
         if at_most is not None and (not _whole(at_most) or at_most < 1):
             self.bad(f"{where}.lifetime_days_at_most", "must be a whole number of days, at least 1")
@@ -213,7 +219,10 @@ class _Reader:
             )
         if catch_all is not None:
             for rule in rules[catch_all.number :]:
-                self.bad(f"rule {rule.number}", f"never applies: rule {catch_all.number} before it matches everything")
+                self.bad(
+                    f"rule {rule.number}",
+                    f"never applies: rule {catch_all.number} before it matches everything",
+                )
 
 
 def _whole(value: Any) -> bool:

@@ -52,14 +52,21 @@ def _decisions(app: AsyncApp, services: Services) -> None:
     async def approve(body: dict[str, Any], client: AsyncWebClient, *, retire_old_now: bool) -> None:
         request_id = int(_value(body))
         try:
-            await asyncio.to_thread(
+            request = await asyncio.to_thread(
                 intake.approve, request_id, actor=body["user"]["id"], retire_old_now=retire_old_now
             )
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
-        worker.submit(request_id)  # first: the card is not on the way to the secret
+        if request.status == Status.APPROVED:
+            worker.submit(request_id)  # first: the card is not on the way to the secret
+        else:  # the rule needs more approvers
+            progress = intake.approvals.progress(request, await asyncio.to_thread(_approvers, request_id))
+            await _tell(client, body, f"Your approval of request #{request_id} is recorded: {progress}.")
         await asyncio.to_thread(intake.outcomes.refresh_card, request_id)
+
+    def _approvers(request_id: int) -> list[str]:
+        return [a.approver_id for a in services.store.approvals(request_id)]
 
     @app.action(Action.APPROVE)
     async def approve_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

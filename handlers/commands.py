@@ -46,7 +46,12 @@ def _oauth_app(app: AsyncApp, services: Services) -> None:
         match subcommand.lower():
             case "new":
                 await ack()
-                view = modals.new_app_modal(settings, name=rest.strip(), channel_id=command.get("channel_id"))
+                view = modals.new_app_modal(
+                    settings,
+                    name=rest.strip(),
+                    channel_id=command.get("channel_id"),
+                    max_days=settings.policy.offered_max_days("new_app"),
+                )
                 try:
                     await client.views_open(trigger_id=command["trigger_id"], view=view)
                 except SlackApiError as error:

@@ -91,7 +91,9 @@ class Match:
     def everything(self) -> bool:
         return self == Match()
 
-    def failed_condition(self, facts: Facts, requester_in: ApproverSet | None, in_group: InGroup) -> str | None:
+    def failed_condition(
+        self, facts: Facts, requester_in: ApproverSet | None, in_group: InGroup
+    ) -> str | None:
         """The first condition the request does not meet, in words (None: it matches)."""
         if self.kinds and facts.kind not in self.kinds:
             return f"it is not one of: {_either(KIND_WORDS[k] for k in sorted(self.kinds))}"
@@ -176,7 +178,7 @@ class Policy:
 
     def verdict(self, facts: Facts, in_group: InGroup) -> Verdict:
         """The first rule that matches (the file is checked to end with a catch-all rule)."""
-        skipped = []
+        skipped: list[tuple[Rule, str]] = []
         for rule in self.rules:
             group = self.approver_set(rule.match.requester_in)
             why_not = rule.match.failed_condition(facts, group, in_group)
@@ -195,7 +197,9 @@ class Policy:
         return None if not caps or None in caps else max(cap for cap in caps if cap is not None)
 
 
-def may_approve(rule_approvers: ApproverSet | None, user_id: str, *, admins: frozenset[str], in_group: InGroup) -> bool:
+def may_approve(
+    rule_approvers: ApproverSet | None, user_id: str, *, admins: frozenset[str], in_group: InGroup
+) -> bool:
     """Whether a person counts as one of a rule's approvers: a member of its approver set, or
     (for a rule that names none) an oauth-bot admin."""
     if rule_approvers is None:

@@ -119,8 +119,10 @@ def validate_new_app(
     secret_description: str | None,
     secret_days: str | None,
     justification: str | None,
+    max_days: int | None = None,
 ) -> NewAppInput:
-    """Check a new-app request; raise ValidationError with a message per bad field."""
+    """Check a new-app request; raise ValidationError with a message per bad field. `max_days`:
+    the approval policy's cap on the lifetimes offered (Settings.lifetime_choices)."""
     errors: dict[str, str] = {}
     display_name = (name or "").strip()
     if not display_name:
@@ -149,19 +151,19 @@ def validate_new_app(
     elif _has_control_characters(description):
         errors["secret_description"] = "The description cannot contain line breaks or control characters."
 
-    days = settings.default_secret_days
+    days = settings.default_days_within(max_days)
     if secret_days:
         try:
             days = int(secret_days)
         except ValueError:
             errors["secret_expiry"] = "Choose one of the listed lifetimes."
     if "secret_expiry" not in errors:
-        maximum = settings.oauth_bot_max_secret_days
+        maximum = settings.longest_lifetime(max_days)
         if days > maximum:
             errors["secret_expiry"] = (
                 f"The longest lifetime allowed is {lifetime_label(maximum)}; choose a shorter one."
             )
-        elif days not in settings.secret_lifetime_choices:
+        elif days not in settings.lifetime_choices(max_days):
             errors["secret_expiry"] = "Choose one of the listed lifetimes."
 
     reason = (justification or "").strip()

@@ -136,7 +136,8 @@ class Outcomes:
         serialised and each re-reads the state, so a late "creating…" cannot overwrite "done"."""
         with self._card_locks[request_id % CARD_LOCKS]:
             request = self.store.get_request(request_id)
-            self.safely(self.notifier.update_request_card, request)
+            approved_by = [a.approver_id for a in self.store.approvals(request_id)]
+            self.safely(self.notifier.update_request_card, request, approved_by)
         self.on_change([request.requester_id, *sorted(self.settings.admins)])
 
     def ended(self, request_id: int, tell: Callable[[Request], None]) -> Request:

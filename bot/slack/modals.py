@@ -22,11 +22,16 @@ from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
 from bot.slack.ids import Action, Callback, Field
 
 
-def new_app_modal(settings: Settings, *, name: str = "", channel_id: str | None = None) -> dict[str, Any]:
-    """The request form, with the name typed after `/oauth-app new` filled in."""
+def new_app_modal(
+    settings: Settings, *, name: str = "", channel_id: str | None = None, max_days: int | None = None
+) -> dict[str, Any]:
+    """The request form, with the name typed after `/oauth-app new` filled in; `max_days`: the
+    approval policy's cap on the lifetimes offered."""
     view = copy.deepcopy(
         _new_app_form(
-            settings.secret_lifetime_choices, settings.default_secret_days, settings.oauth_bot_max_secret_days
+            settings.lifetime_choices(max_days),
+            settings.default_days_within(max_days),
+            settings.longest_lifetime(max_days),
         )
     )
     if name:

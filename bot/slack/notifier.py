@@ -4,6 +4,7 @@ bot.slack.client, whose retry handlers are Slack's one retry layer)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from slack_sdk import WebClient
@@ -52,16 +53,27 @@ class SlackNotifier:
         email = response.get("user", {}).get("profile", {}).get("email")
         return str(email) if email else None
 
-    def post_request_card(self, request: Request) -> tuple[str, str]:
-        response = self._post(self._approval_channel, cards.request_card(request))
+    def post_request_card(self, request: Request, approved_by: Sequence[str] = ()) -> tuple[str, str]:
+        response = self._post(self._approval_channel, cards.request_card(request, approved_by))
         return str(response["channel"]), str(response["ts"])
 
-    def update_request_card(self, request: Request) -> None:
+    def update_request_card(self, request: Request, approved_by: Sequence[str] = ()) -> None:
         if request.card_channel and request.card_ts:
-            text, body = cards.request_card(request)
+            text, body = cards.request_card(request, approved_by)
             self._call(
                 "chat.update", channel=request.card_channel, ts=request.card_ts, text=text, blocks=body
             )
+
+    def remind_approvers(
+        self, request: Request, *, users: Sequence[str], usergroup: str | None, escalated: bool
+    ) -> None:
+        """A reply in the card's thread that names the approvers (or, escalated, the admins)."""
+        if request.card_channel and request.card_ts:
+            message = cards.approvers_reminder(request, users, usergroup, escalated=escalated)
+            self._post(request.card_channel, message, thread_ts=request.card_ts)
+
+    def request_waiting(self, request: Request) -> None:
+        self._dm(request.requester_id, cards.request_waiting(request))
 
     def request_received(self, request: Request) -> None:
         self._dm(request.requester_id, cards.request_received(request, self._approval_channel))

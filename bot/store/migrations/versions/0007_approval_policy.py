@@ -21,7 +21,6 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 
-
 def _columns() -> list[sa.Column[object]]:
     return [
         sa.Column("rule_number", sa.Integer(), nullable=True),
@@ -51,7 +50,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("request_id", "approver_id", name="uq_request_approvals_approver"),
     )
-    op.create_index(op.f("ix_request_approvals_request_id"), "request_approvals", ["request_id"], unique=False)
+    op.create_index(
+        op.f("ix_request_approvals_request_id"), "request_approvals", ["request_id"], unique=False
+    )
 
 
 def downgrade() -> None:
