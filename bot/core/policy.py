@@ -96,7 +96,7 @@ class Match:
     ) -> str | None:
         """The first condition the request does not meet, in words (None: it matches)."""
         if self.kinds and facts.kind not in self.kinds:
-            return f"it is not one of: {_either(KIND_WORDS[k] for k in sorted(self.kinds))}"
+            return f"its kind is {facts.kind}, not {_either(sorted(self.kinds))}"
         if self.audiences and facts.sign_in_audience not in self.audiences:
             name = ACCOUNT_TYPE_NAMES.get(facts.sign_in_audience, facts.sign_in_audience)
             return f"its account type {name} is not one of {_either(_account_types(self.audiences))}"
