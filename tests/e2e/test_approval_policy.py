@@ -1,0 +1,271 @@
+"""The approval policy end to end (OAUTH_BOT_POLICY_FILE): N distinct approvers from a Slack
+user group, approval by policy, the policy's cap on lifetimes, and the reminders to approvers
+that have not decided, driven by the bot's clock. Signed Slack requests over HTTP, the fakes
+behind."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.core.model import Status
+from fakes.clock import ManualClock
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, FakeCloud
+from fakes.harness import BackgroundBot
+from fakes.slack_driver import SlackDriver
+from tests.e2e.conftest import wait_until
+from tests.e2e.flows import open_modal, request_id_of, request_new_app, wait_for_status
+
+IDENTITY_TEAM = "S0IDENTITY"
+GONE = "U0GONE0001"  # an approver who left the workspace
+MULTITENANT = "Accounts in any organizational directory (multitenant)"
+POLICY = f"""
+approvers:
+  identity-team: {{usergroup: {IDENTITY_TEAM}}}
+  leads: {{users: [{ADMINS[1]}, {GONE}]}}
+  trusted: {{users: [{OUTSIDER}]}}
+rules:
+  - match: {{kind: new_app, account_types: [multitenant]}}
+    approvers: identity-team
+    approvals: 2
+  - match: {{kind: new_app, lifetime_days_at_most: 90, requester_in: trusted}}
+    auto: true
+  - match: {{kind: new_app, account_types: [personal]}}
+    approvers: leads
+    approvals: 1
+    max_days: 90
+  - match: {{}}
+    approvers: leads
+    approvals: 1
+"""
+
+
+@pytest.fixture
+def bot_settings(tmp_path: Path) -> dict[str, Any]:
+    policy = tmp_path / "policy.yml"
+    policy.write_text(POLICY)
+    return {"oauth_bot_retry_budget_seconds": 20.0, "oauth_bot_policy_file": str(policy)}
+
+
+@pytest.fixture(autouse=True)
+def identity_team(cloud: FakeCloud) -> Iterator[None]:
+    """The user group: the first admin, the outsider and the developer (who files the requests)."""
+    cloud.slack.add_usergroup(IDENTITY_TEAM, "identity-team", [ADMINS[0], OUTSIDER, DEVELOPER])
+    if cloud.slack.user(GONE) is None:
+        cloud.slack.add_user(GONE, "gone.lead", deleted=True)
+    yield
+
+
+def _card(cloud: FakeCloud, card: dict[str, Any]) -> dict[str, Any]:
+    """The card as it is now."""
+    current = cloud.slack.message(APPROVAL_CHANNEL, card["ts"])
+    assert current is not None
+    return current
+
+
+def _text(message: dict[str, Any]) -> str:
+    return json.dumps(message["blocks"])
+
+
+def _buttons(message: dict[str, Any]) -> list[str]:
+    return [e["text"]["text"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+
+
+def _ephemerals(cloud: FakeCloud, user: str) -> list[str]:
+    return [e.get("text", "") for e in cloud.slack.ephemerals(user)]
+
+
+def _click(slack: SlackDriver, user: str, card: dict[str, Any], button: str = "Approve") -> None:
+    assert slack.click(user, button, message=card, channel=APPROVAL_CHANNEL).status_code == 200
+
+
+def _actions(bot: BackgroundBot, request_id: int) -> list[str]:
+    assert bot.services is not None
+    return [e.action for e in bot.services.store.audit_events(request_id=request_id)]
+
+
+def test_two_approvers_from_a_user_group_each_counted_once_and_it_runs_once(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """A multitenant app needs 2 approvals from identity-team (a Slack user group). The card says
+    so; the requester (in the group) cannot approve; an admin outside the group is refused with
+    an ephemeral; one member's approval leaves it pending at 1 of 2, and the same member again
+    counts once; a second member's approval runs it: one app, one secret, and the audit log names
+    the rule and both approvers."""
+    card = request_new_app(slack, DEVELOPER, "two-approvers", **{"Supported account types": MULTITENANT})
+    request_id = request_id_of(card)
+    assert "Rule 1: new apps for multitenant accounts need 2 approvals from identity-team" in _text(card)
+    assert "Approvals: 0 of 2" in _text(card)
+
+    _click(slack, DEVELOPER, card)
+    wait_until(lambda: any("your own request" in t for t in _ephemerals(cloud, DEVELOPER)), what="refusal")
+    _click(slack, ADMINS[1], card)
+    wait_until(
+        lambda: any(
+            f"Only identity-team can approve request #{request_id}" in t
+            for t in _ephemerals(cloud, ADMINS[1])
+        ),
+        what="the non-member's refusal",
+    )
+
+    _click(slack, ADMINS[0], card)
+    wait_until(lambda: "Approvals: 1 of 2" in _text(_card(cloud, card)), what="the card at 1 of 2")
+    assert any("1 of 2 approvals; 1 more is needed" in t for t in _ephemerals(cloud, ADMINS[0]))
+    _click(slack, ADMINS[0], card)
+    wait_until(
+        lambda: any("approved request" in t and "already" in t for t in _ephemerals(cloud, ADMINS[0])),
+        what="the second click's answer",
+    )
+    assert bot.services is not None
+    store = bot.services.store
+    assert store.get_request(request_id).status == Status.PENDING
+    assert [a.approver_id for a in store.approvals(request_id)] == [ADMINS[0]]
+    assert "Approvals: 1 of 2" in _text(_card(cloud, card))
+
+    _click(slack, OUTSIDER, card)
+    request = wait_for_status(bot, request_id, Status.COMPLETED, Status.FAILED)
+    assert request.status == Status.COMPLETED, request.error
+    apps = [a for a in cloud.graph.apps() if a["displayName"] == "two-approvers"]
+    assert len(apps) == 1 and len(cloud.graph.passwords(apps[0]["id"])) == 1
+    wait_until(lambda: "done" in _text(_card(cloud, card)), what="the card to say done")
+    final = _text(_card(cloud, card))
+    assert ADMINS[0] in final and OUTSIDER in final and not _buttons(_card(cloud, card))
+
+    actions = _actions(bot, request_id)
+    assert actions.count("request.approval") == 1 and actions.count("request.approved") == 1
+    events = store.audit_events(request_id=request_id)
+    approved = next(e for e in events if e.action == "request.approved")
+    assert approved.actor == OUTSIDER
+    assert approved.detail["rule"] == 1 and approved.detail["approvers"] == [ADMINS[0], OUTSIDER]
+    first = next(e for e in events if e.action == "request.approval")
+    assert first.actor == ADMINS[0] and first.detail["approvals"] == 1 and first.detail["needed"] == 2
+    assert next(e for e in events if e.action == "request.submitted").detail["rule"] == 1
+
+
+def test_a_user_group_is_read_with_the_usergroups_read_scope_and_a_deny_ends_it(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """Without usergroups:read Slack refuses usergroups.users.list (missing_scope): the approver
+    is told what the app lacks and nothing is counted. With it, any member may deny, which ends
+    the request at once (after one approval of two)."""
+    card = request_new_app(slack, DEVELOPER, "denied-by-one", **{"Supported account types": MULTITENANT})
+    request_id = request_id_of(card)
+    cloud.slack.bot_scopes.discard("usergroups:read")
+    _click(slack, OUTSIDER, card)
+    wait_until(
+        lambda: any("usergroups:read" in t for t in _ephemerals(cloud, OUTSIDER)), what="the scope hint"
+    )
+    assert bot.services is not None and bot.services.store.approvals(request_id) == []
+    calls = cloud.slack.api_calls("usergroups.users.list")
+    assert calls and calls[-1]["error"] == "missing_scope"
+
+    cloud.slack.bot_scopes.add("usergroups:read")
+    _click(slack, OUTSIDER, card)
+    wait_until(lambda: "Approvals: 1 of 2" in _text(_card(cloud, card)), what="one approval")
+    _click(slack, ADMINS[0], card, "Deny")
+    modal = open_modal(slack, ADMINS[0])
+    assert slack.submit(ADMINS[0], modal, {"Reason": "Multitenant is not needed"}).status_code == 200
+    request = wait_for_status(bot, request_id, Status.DENIED)
+    assert request.approver_id == ADMINS[0]
+    assert _actions(bot, request_id).count("request.denied") == 1
+
+
+def test_a_rule_with_auto_approves_by_policy_and_posts_the_card_for_the_record(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """A short-lived app asked for by someone in `trusted` is approved by policy (rule 2): nobody
+    clicks, it runs, the card says "Approved by policy: rule 2" without buttons, and the audit
+    log's approval is the policy's, with the rule."""
+    card = request_new_app(slack, OUTSIDER, "auto-approved", **{"Secret expiry": "90 days (3 months)"})
+    assert not _buttons(card)
+    assert bot.services is not None
+    store = bot.services.store
+    (request,) = store.requests_by(OUTSIDER, statuses=list(Status))
+    request = wait_for_status(bot, request.id, Status.COMPLETED, Status.FAILED)
+    assert request.status == Status.COMPLETED, request.error
+    wait_until(lambda: "done" in _text(_card(cloud, card)), what="the card to say done")
+    assert "Approved by policy: rule 2" in _text(_card(cloud, card))
+    approved = next(e for e in store.audit_events(request_id=request.id) if e.action == "request.approved")
+    assert approved.actor == "policy" and approved.detail["rule"] == 2 and approved.detail["auto"] is True
+    assert [a for a in cloud.graph.apps() if a["displayName"] == "auto-approved"]
+
+
+def test_the_rule_s_max_days_caps_the_lifetime_at_submit_with_a_field_error(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """Rule 3 allows personal-account apps 90 days at most: 180 days is refused on the form's
+    expiry field, naming the rule, and nothing is filed; 90 days is filed under rule 3."""
+    assert slack.command(DEVELOPER, "/oauth-app", "new personal-app").status_code == 200
+    modal = open_modal(slack, DEVELOPER)
+    values = {
+        "Supported account types": "Personal Microsoft accounts only",
+        "Secret expiry": "180 days (6 months)",
+        "Justification": "Consumer sign-in",
+    }
+    response = slack.submit(DEVELOPER, modal, values)
+    errors = response.json()["errors"]
+    assert "at most 90 days" in errors["secret_expiry"] and "Rule 3" in errors["secret_expiry"]
+    assert bot.services is not None
+    assert bot.services.store.requests_by(DEVELOPER, statuses=list(Status)) == []
+    modal = open_modal(slack, DEVELOPER)
+    assert (
+        slack.submit(DEVELOPER, modal, {**values, "Secret expiry": "90 days (3 months)"}).status_code == 200
+    )
+    (request,) = wait_until(lambda: bot.services and bot.services.store.requests_by(DEVELOPER), what="filed")
+    assert request.rule_number == 3 and request.approver_set == "leads"
+
+
+def test_approvers_are_reminded_once_then_the_admins_once(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, clock: ManualClock
+) -> None:
+    """After OAUTH_BOT_APPROVER_REMINDER_HOURS (24) pending, the scheduled job replies once in the
+    card's thread naming the approvers (the user group; for a list of users, those still in
+    the workspace) and tells the requester when the request expires; as long again later it
+    replies once naming the admins. More runs of the job send nothing more."""
+    group_card = request_new_app(slack, DEVELOPER, "remind-group", **{"Supported account types": MULTITENANT})
+    users_card = request_new_app(slack, DEVELOPER, "remind-users")
+    assert bot.services is not None
+    scheduler, store = bot.services.scheduler, bot.services.store
+
+    def replies(card: dict[str, Any]) -> list[dict[str, Any]]:
+        return [m for m in cloud.slack.messages(APPROVAL_CHANNEL) if m.get("thread_ts") == card["ts"]]
+
+    clock.advance(timedelta(hours=23))
+    scheduler.tick()
+    assert replies(group_card) == [] and replies(users_card) == []
+
+    clock.advance(timedelta(hours=2))
+    scheduler.tick()
+    (group_reminder,) = replies(group_card)
+    assert {"type": "usergroup", "usergroup_id": IDENTITY_TEAM} in group_reminder["blocks"][0]["elements"][0][
+        "elements"
+    ]
+    (users_reminder,) = replies(users_card)
+    assert ADMINS[1] in _text(users_reminder) and GONE not in _text(users_reminder)
+    waiting = [
+        m for m in cloud.slack.dm_messages(DEVELOPER) if "still waiting for approval" in m.get("text", "")
+    ]
+    assert len(waiting) == 2 and "expires" in waiting[0]["text"]
+
+    for _ in range(2):
+        clock.advance(timedelta(minutes=10))
+        scheduler.tick()
+    assert len(replies(group_card)) == 1 and len(replies(users_card)) == 1
+
+    clock.advance(timedelta(hours=24))
+    scheduler.tick()
+    clock.advance(timedelta(minutes=10))
+    scheduler.tick()
+    for card in (group_card, users_card):
+        reminder, escalation = replies(card)
+        assert "waiting for approval" in _text(reminder)
+        assert "over to the oauth-bot admins" in _text(escalation)
+        assert all(admin in _text(escalation) for admin in ADMINS)
+        actions = _actions(bot, request_id_of(card))
+        assert actions.count("request.reminded") == 1 and actions.count("request.escalated") == 1
+    assert store.get_request(request_id_of(group_card)).status == Status.PENDING
