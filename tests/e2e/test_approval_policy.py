@@ -202,7 +202,7 @@ def test_the_rule_s_max_days_caps_the_lifetime_at_submit_with_a_field_error(
     expiry field, naming the rule, and nothing is filed; 90 days is filed under rule 3."""
     assert slack.command(DEVELOPER, "/oauth-app", "new personal-app").status_code == 200
     modal = open_modal(slack, DEVELOPER)
-    values = {
+    values: dict[str, object] = {
         "Supported account types": "Personal Microsoft accounts only",
         "Secret expiry": "180 days (6 months)",
         "Justification": "Consumer sign-in",
