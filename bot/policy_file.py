@@ -62,6 +62,7 @@ class _Reader:
     def __init__(self, admins: frozenset[str]) -> None:
         self.admins = admins
         self.problems: list[str] = []
+        self.catch_alls: list[int] = []  # rules written `match: {}` (not ones whose match was all wrong)
 
     def bad(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -124,6 +125,8 @@ class _Reader:
         values = self.keys(raw, RULE_KEYS, where)
         if "match" not in values and isinstance(raw, dict):
             self.bad(where, "has no match (use `match: {}` for a rule that matches every request)")
+        if values.get("match") == {}:
+            self.catch_alls.append(number)
         match = self.match(values.get("match") or {}, where, sets)
         auto = values.get("auto", False)
         if not isinstance(auto, bool):
@@ -210,7 +213,7 @@ class _Reader:
 
     def order(self, rules: list[Rule]) -> None:
         """The last rule matches everything, and no rule hides behind such a rule."""
-        catch_all = next((rule for rule in rules if rule.match.everything), None)
+        catch_all = next((rule for rule in rules if rule.number in self.catch_alls), None)
         if rules and catch_all is None:
             self.bad(
                 "rules",

@@ -87,10 +87,6 @@ class Match:
     redirect_platforms: frozenset[str] = frozenset()  # empty: any (or none)
     requester_in: str | None = None  # an approver set's name
 
-    @property
-    def everything(self) -> bool:
-        return self == Match()
-
     def failed_condition(
         self, facts: Facts, requester_in: ApproverSet | None, in_group: InGroup
     ) -> str | None:
