@@ -321,7 +321,6 @@ class Settings(BaseSettings):
             )
         return found
 
-
     def _logging_and_credential_problems(self) -> list[Problem]:
         found: list[Problem] = []
         if self.log_level.upper() not in LOG_LEVELS:

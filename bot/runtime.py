@@ -178,6 +178,7 @@ def build(
         steps=runner,
         pool=step_pool,
         granted_roles=roles,
+        outcomes=outcomes,
     )
     new_app = NewAppFlow(
         settings=settings,
@@ -200,7 +201,10 @@ def build(
         verify=verifier,
         read_access=read_access,
     )
-    runner.connect({Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run}, on_failure=outcomes.fail)
+    runner.connect(
+        {Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run, Kind.READ_ACCESS: read_access.run},
+        on_failure=outcomes.fail,
+    )
     approvals = Approvals(
         settings=settings,
         store=store,
@@ -216,6 +220,7 @@ def build(
         access=access,
         outcomes=outcomes,
         approvals=approvals,
+        read_access=read_access,
     )
     worker = Worker(
         runner,

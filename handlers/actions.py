@@ -14,7 +14,7 @@ from bot.core.model import Status
 from bot.runtime import Services
 from bot.slack import cards, modals
 from bot.slack.ids import Action
-from handlers.text import error_text
+from handlers.text import error_text, read_access_answer
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -146,14 +146,17 @@ def _secrets(app: AsyncApp, services: Services) -> None:
     @app.action(Action.GET_READ_ACCESS)
     async def get_read_access_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        read_access = services.read_access
-        assert read_access is not None
         try:
-            grant = await asyncio.to_thread(read_access.grant_on_demand, body["user"]["id"], _value(body))
+            answer = await asyncio.to_thread(
+                intake.request_read_access,
+                requester_id=body["user"]["id"],
+                team_id=(body.get("team") or {}).get("id"),
+                target=_value(body),
+            )
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
-        await _tell(client, body, cards.read_access_granted(grant, str(services.settings.key_vault_url)))
+        await _tell(client, body, read_access_answer(answer, str(services.settings.key_vault_url)))
 
     @app.action(Action.ROTATE_NOW)
     async def rotate_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

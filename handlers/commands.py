@@ -12,9 +12,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.errors import OAuthBotError
 from bot.core.model import Status
 from bot.runtime import Services
-from bot.slack import cards, lists, modals
+from bot.slack import lists, modals
 from bot.slack.views import USAGE, Message
-from handlers.text import error_text, inert
+from handlers.text import error_text, inert, read_access_answer
 
 SECRET_USAGE = (
     "*oauth-bot* secret commands:\n"
@@ -128,11 +128,16 @@ def _oauth_secret(app: AsyncApp, services: Services) -> None:
             case "access" if rest.strip() and read_access is not None:
                 await ack()
                 try:
-                    grant = await asyncio.to_thread(read_access.grant_on_demand, user_id, rest)
+                    answer = await asyncio.to_thread(
+                        intake.request_read_access,
+                        requester_id=user_id,
+                        team_id=command.get("team_id"),
+                        target=rest,
+                    )
                 except OAuthBotError as error:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
-                await respond(text=cards.read_access_granted(grant, vault_url), response_type="ephemeral")
+                await respond(text=read_access_answer(answer, vault_url), response_type="ephemeral")
             case "" | "help":
                 await ack(text=SECRET_USAGE)
             case "rotate" | "list" | "access":

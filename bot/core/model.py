@@ -31,6 +31,7 @@ def secret_name_for(client_id: str) -> str:
 class Kind(enum.StrEnum):
     NEW_APP = "new_app"
     ROTATE = "rotate"
+    READ_ACCESS = "read_access"  # on-demand read access that the approval policy wants approved
 
 
 class Status(enum.StrEnum):

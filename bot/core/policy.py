@@ -36,6 +36,8 @@ def policy_kind(request: Request) -> str:
     """The policy file's kind of a request. (A federated credential request maps to "federated".)"""
     if request.kind == Kind.ROTATE:
         return "rotation"
+    if request.kind == Kind.READ_ACCESS:
+        return "read_access"
     return "new_app"
 
 

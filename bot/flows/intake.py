@@ -25,6 +25,7 @@ from bot.core.model import (
     Kind,
     ManagedApp,
     PasswordCredential,
+    ReadGrant,
     Request,
     Status,
     StepState,
@@ -34,8 +35,10 @@ from bot.core.ports import Directory, Notifier, Repository
 from bot.core.validation import NewAppInput
 from bot.flows.approvals import Approvals
 from bot.flows.outcomes import Outcomes
+from bot.flows.read_access import NOT_SET_UP, ReadAccessFlow
 
 log = logging.getLogger(__name__)
+READ_ACCESS_DESCRIPTION = "Read access to the client secret"  # a read-access request's description
 
 
 class Intake:
@@ -49,6 +52,7 @@ class Intake:
         access: Access,
         outcomes: Outcomes,
         approvals: Approvals,
+        read_access: ReadAccessFlow | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -57,6 +61,7 @@ class Intake:
         self.access = access
         self.outcomes = outcomes
         self.approvals = approvals
+        self.read_access = read_access
 
     @staticmethod
     def new_app_request(*, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
@@ -157,6 +162,38 @@ class Intake:
             decided_at=self.store.now(),
         )
         return self.store.get_request(request.id)
+
+    def request_read_access(
+        self, *, requester_id: str, team_id: str | None, target: str
+    ) -> ReadGrant | Request:
+        """On-demand read access for an owner: granted at once, unless the approval policy's
+        rule for it (kind read_access) needs approvers; then it is a request like the others
+        (its card, its approvals), and the worker grants it once approved."""
+        read_access = self.read_access
+        if read_access is None:
+            raise NotAllowed(NOT_SET_UP)
+        app = read_access.check_on_demand(requester_id, target)
+        request = Request(
+            kind=Kind.READ_ACCESS,
+            requester_id=requester_id,
+            team_id=team_id,
+            display_name=app.display_name,
+            sign_in_audience=app.sign_in_audience,
+            secret_description=READ_ACCESS_DESCRIPTION,
+            secret_days=0,
+            justification="Read the client secret's value in Key Vault",
+            client_id=app.client_id,
+            object_id=app.object_id,
+        )
+        rule = self.approvals.rule_for(request)
+        if not self.settings.policy.from_file or rule.auto:
+            grant = read_access.grant_on_demand(requester_id, target)
+            if self.settings.policy.from_file:
+                self.store.audit(
+                    "policy", "read_access.approved", client_id=app.client_id, rule=rule.number, auto=True
+                )
+            return grant
+        return self._file_and_decide(request)
 
     def announce(self, request: Request) -> None:
         """Post the approval card (once) and confirm to the requester.

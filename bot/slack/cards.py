@@ -25,6 +25,12 @@ from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
 from bot.slack.ids import Action
 from bot.slack.views import Message, code, date, dicts, facts, simple, text, user_mention
 
+TITLES = {
+    Kind.NEW_APP: "New app registration",
+    Kind.ROTATE: "Secret rotation",
+    Kind.READ_ACCESS: "Read access",
+}
+
 
 def _rotation_rows(request: Request) -> list[tuple[str, Any]]:
     grace = request.grace_days or 0
@@ -40,6 +46,13 @@ def _rotation_rows(request: Request) -> list[tuple[str, Any]]:
 def _request_rows(request: Request) -> list[tuple[str, Any]]:
     if request.kind == Kind.ROTATE:
         return _rotation_rows(request)
+    if request.kind == Kind.READ_ACCESS:
+        return [
+            ("Requester", user_mention(request.requester_id)),
+            ("App", request.display_name),
+            ("Application (client) ID", code(request.client_id or "")),
+            ("Access", "read the client secret's value in Key Vault (Key Vault Secrets User on that secret)"),
+        ]
     redirect = (
         f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
         if request.redirect_uri
@@ -177,7 +190,7 @@ def _rule_lines(request: Request, approved_by: Sequence[str]) -> list[Block]:
 
 
 def request_card(request: Request, approved_by: Sequence[str] = ()) -> Message:
-    title = "New app registration" if request.kind == Kind.NEW_APP else "Secret rotation"
+    title = TITLES[request.kind]
     blocks: list[Block] = [
         HeaderBlock(text=f"{title} request #{request.id}"),
         facts(_request_rows(request)),

@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Settings
 from bot.core.errors import SlackError
-from bot.core.model import IssuedSecret, Request
+from bot.core.model import IssuedSecret, ReadGrant, Request
 from bot.flows.lifecycle import Reminder, Retired
 from bot.slack import cards, lists, views
 from bot.slack.pacing import Pacer
@@ -25,6 +25,7 @@ class SlackNotifier:
         self._client = client
         self._approval_channel = str(settings.oauth_bot_approval_channel)
         self._admins = settings.admins
+        self._vault_url = str(settings.key_vault_url)
         self._reminders = Pacer(overall=60 / settings.oauth_bot_reminder_dms_per_minute)
 
     def _call(self, method: str, **kwargs: Any) -> Any:
@@ -94,6 +95,10 @@ class SlackNotifier:
 
     def secret_ready(self, request: Request, issued: IssuedSecret) -> None:
         self._dm(request.requester_id, cards.secret_ready(request, issued))
+
+    def read_access_ready(self, request: Request, grant: ReadGrant) -> None:
+        text = f"Request #{request.id} is done. " + cards.read_access_granted(grant, self._vault_url)
+        self._call("chat.postMessage", channel=request.requester_id, text=text)
 
     def expiry_reminder(self, reminder: Reminder) -> None:
         """One DM per owner, paced (the first scan sends thousands); a 429 that comes anyway is
