@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot import cli
 from bot.core.model import Status
 from fakes.clock import ManualClock
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, FakeCloud
@@ -269,3 +270,81 @@ def test_approvers_are_reminded_once_then_the_admins_once(
         actions = _actions(bot, request_id_of(card))
         assert actions.count("request.reminded") == 1 and actions.count("request.escalated") == 1
     assert store.get_request(request_id_of(group_card)).status == Status.PENDING
+
+
+def test_audit_export_has_the_rule_each_approver_the_reminders_and_every_ending(
+    cloud: FakeCloud,
+    bot: BackgroundBot,
+    slack: SlackDriver,
+    clock: ManualClock,
+    database_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`oauth-bot audit export` holds, per request: the rule it was filed under; each approval
+    and the final one naming every approver; the reminder and the escalation; and the requests
+    that ended without running: denied, cancelled and expired."""
+    approved_card = request_new_app(
+        slack, DEVELOPER, "audit-approved", **{"Supported account types": MULTITENANT}
+    )
+    denied_card = request_new_app(slack, DEVELOPER, "audit-denied")
+    cancelled_card = request_new_app(slack, DEVELOPER, "audit-cancelled")
+    expired_card = request_new_app(slack, DEVELOPER, "audit-expired")
+    ids = {
+        name: request_id_of(card)
+        for name, card in (
+            ("approved", approved_card),
+            ("denied", denied_card),
+            ("cancelled", cancelled_card),
+            ("expired", expired_card),
+        )
+    }
+
+    _click(slack, ADMINS[0], approved_card)
+    wait_until(lambda: "Approvals: 1 of 2" in _text(_card(cloud, approved_card)), what="one approval")
+    _click(slack, OUTSIDER, approved_card)
+    wait_for_status(bot, ids["approved"], Status.COMPLETED)
+    _click(slack, ADMINS[1], denied_card, "Deny")
+    assert slack.submit(ADMINS[1], open_modal(slack, ADMINS[1]), {"Reason": "Not now"}).status_code == 200
+    wait_for_status(bot, ids["denied"], Status.DENIED)
+    confirmation = wait_until(
+        lambda: [
+            m
+            for m in cloud.slack.dm_messages(DEVELOPER)
+            if f"#{ids['cancelled']} is waiting" in m.get("text", "")
+        ],
+        what="the confirmation DM",
+    )[-1]
+    slack.click(DEVELOPER, "Cancel request", message=confirmation)
+    wait_for_status(bot, ids["cancelled"], Status.CANCELLED)
+    assert bot.services is not None
+    for hours in (25, 25):
+        clock.advance(timedelta(hours=hours))
+        bot.services.scheduler.tick()
+    clock.advance(timedelta(days=6))
+    assert bot.services.intake.expire_stale() == [ids["expired"]]
+
+    exported = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database_path}")
+    assert cli.main(["audit", "export", "--format", "jsonl", "--output", str(exported)]) == 0
+    events = [json.loads(line) for line in exported.read_text().splitlines()]
+
+    def of(name: str) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(e["actor"], e["action"], e["detail"]) for e in events if e["request_id"] == ids[name]]
+
+    submitted = [d for _, action, d in of("approved") if action == "request.submitted"]
+    assert submitted[0]["rule"] == 1 and submitted[0]["rule_text"].startswith(
+        "Rule 1: new apps for multitenant"
+    )
+    approval = [(actor, d) for actor, action, d in of("approved") if action == "request.approval"]
+    assert approval == [(ADMINS[0], {"rule": 1, "approvals": 1, "needed": 2})]
+    (final,) = [(actor, d) for actor, action, d in of("approved") if action == "request.approved"]
+    assert final[0] == OUTSIDER and final[1]["approvers"] == [ADMINS[0], OUTSIDER] and final[1]["rule"] == 1
+    assert ("request.denied", ADMINS[1]) in [(a, actor) for actor, a, _ in of("denied")]
+    assert ("request.cancelled", DEVELOPER) in [(a, actor) for actor, a, _ in of("cancelled")]
+    expired = [(actor, action) for actor, action, _ in of("expired")]
+    assert [a for _, a in expired].count("request.reminded") == 1
+    assert [a for _, a in expired].count("request.escalated") == 1
+    assert ("oauth-bot", "request.expired") in expired
+    reminded = next(d for _, a, d in of("expired") if a == "request.reminded")
+    assert reminded == {"rule": 4, "users": [ADMINS[1]], "usergroup": None}
