@@ -11,6 +11,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 
 from bot.core.model import Status, secret_name_for
 from bot.store import Store
+from fakes.clock import ManualClock
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
@@ -361,3 +363,37 @@ def test_two_approvers_clicking_at_once_across_two_replicas_run_the_request_once
         assert len(_done_dms(cloud, request_id)) == 1
         for admin in ADMINS:
             assert not [m for m in cloud.slack.dm_messages(admin) if "went wrong" in m.get("text", "")]
+
+
+def test_a_reminder_is_sent_once_when_both_replicas_run_the_job_at_once(
+    cloud: FakeCloud, migrated_url: str
+) -> None:
+    """Two replicas on one database and one clock run the approver reminders at the same
+    moment (past each scheduler's leader lease: the reminder's own compare-and-set): the card
+    gets one reminder and later one escalation, each audited once."""
+    clock = ManualClock()
+    with ExitStack() as stack:
+        replicas = [
+            stack.enter_context(BackgroundBot(cloud.settings(migrated_url), clock=clock)) for _ in range(2)
+        ]
+        services = []
+        for replica in replicas:
+            assert replica.services is not None
+            services.append(replica.services)
+            stack.callback(replica.services.store.engine.dispose)
+        with SlackDriver(app_url=replicas[0].url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack:
+            card = request_new_app(slack, DEVELOPER, f"remind-once-{uuid.uuid4().hex[:8]}")
+        barrier = threading.Barrier(2, timeout=30)
+
+        def remind(index: int) -> int:
+            barrier.wait()
+            return services[index].intake.approvals.remind()
+
+        for hours in (25, 25):
+            clock.advance(timedelta(hours=hours))
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                assert sorted(pool.map(remind, range(2), timeout=60)) == [0, 1]
+        replies = [m for m in cloud.slack.messages(APPROVAL_CHANNEL) if m.get("thread_ts") == card["ts"]]
+        assert len(replies) == 2
+        actions = [e.action for e in services[0].store.audit_events(request_id=request_id_of(card))]
+        assert actions.count("request.reminded") == 1 and actions.count("request.escalated") == 1
