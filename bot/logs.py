@@ -103,7 +103,7 @@ class TextFormatter(logging.Formatter):
 def _text(value: Any) -> str:
     value = _clean(value)
     text = value if isinstance(value, str) else json.dumps(value)
-    return json.dumps(text) if not text or any(c.isspace() or c in '"=' for c in text) else text
+    return json.dumps(text) if not text or any(c.isspace() or c in "\"=" for c in text) else text
 
 
 class JsonFormatter(logging.Formatter):

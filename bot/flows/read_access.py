@@ -58,7 +58,7 @@ class ReadAccessFlow:
         steps: Steps,
         pool: Executor,
         granted_roles: Callable[[], set[str]],
-        outcomes: Outcomes | None = None,
+        outcomes: Outcomes,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -222,8 +222,7 @@ class ReadAccessFlow:
                 ),
                 principal_id=principal_id,
             )
-        if self.outcomes is not None:
-            self.outcomes.read_access_ready(request, grant)
+        self.outcomes.read_access_ready(request, grant)
 
     # --- both -----------------------------------------------------------------------------
     def _grant(

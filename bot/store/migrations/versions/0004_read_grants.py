@@ -42,7 +42,9 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_read_grants_request_id"), "read_grants", ["request_id"], unique=False)
     op.create_index(op.f("ix_read_grants_client_id"), "read_grants", ["client_id"], unique=False)
-    op.create_index(op.f("ix_read_grants_assignment_name"), "read_grants", ["assignment_name"], unique=False)
+    op.create_index(
+        op.f("ix_read_grants_assignment_name"), "read_grants", ["assignment_name"], unique=False
+    )
     op.create_index(op.f("ix_read_grants_expires_at"), "read_grants", ["expires_at"], unique=False)
 
 
