@@ -6,6 +6,7 @@ behind."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 from tests.e2e.flows import open_modal, request_id_of, request_new_app, wait_for_status
+from tests.e2e.test_serve import _cli
 
 IDENTITY_TEAM = "S0IDENTITY"
 GONE = "U0GONE0001"  # an approver who left the workspace
@@ -348,3 +350,24 @@ def test_audit_export_has_the_rule_each_approver_the_reminders_and_every_ending(
     assert ("oauth-bot", "request.expired") in expired
     reminded = next(d for _, a, d in of("expired") if a == "request.reminded")
     assert reminded == {"rule": 4, "users": [ADMINS[1]], "usergroup": None}
+
+
+def test_doctor_reads_the_policy_s_user_groups_and_names_the_missing_scope(
+    cloud: FakeCloud, tmp_path: Path, bot_settings: dict[str, Any]
+) -> None:
+    """`oauth-bot doctor` says how many rules the policy has and reads each approver user group;
+    without usergroups:read that check fails naming the scope."""
+    env = {
+        **os.environ,
+        **cloud.environment(f"sqlite:///{tmp_path / 'doctor.db'}"),
+        "OAUTH_BOT_POLICY_FILE": bot_settings["oauth_bot_policy_file"],
+    }
+    assert _cli("migrate", env=env, cwd=tmp_path).returncode == 0
+    ok = _cli("doctor", env=env, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"ok    approval policy: {bot_settings['oauth_bot_policy_file']}: 4 rule(s)" in ok.stdout
+    assert f"user groups readable: {IDENTITY_TEAM} (3 members)" in ok.stdout
+    cloud.slack.bot_scopes.discard("usergroups:read")
+    bad = _cli("doctor", env=env, cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "FAIL  approval policy" in bad.stdout and "usergroups:read" in bad.stdout
