@@ -33,7 +33,8 @@ ADMINS = "the oauth-bot admins"  # who approves under a rule that names no appro
 
 
 def policy_kind(request: Request) -> str:
-    """The policy file's kind of a request. (A federated credential request maps to "federated".)"""
+    """The policy file's kind of a request: the one place a Kind becomes a policy kind."""
+    # A federated credential request (not a client secret) maps to "federated" here.
     if request.kind == Kind.ROTATE:
         return "rotation"
     if request.kind == Kind.READ_ACCESS:
