@@ -14,7 +14,7 @@ from bot.core.model import Status
 from bot.runtime import Services
 from bot.slack import cards, modals
 from bot.slack.ids import Action
-from handlers.text import error_text, read_access_answer
+from handlers.text import error_text, read_access_answer, waiting_for
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -177,4 +177,6 @@ def _secrets(app: AsyncApp, services: Services) -> None:
                 client, body, f"Rotating now (request #{request.id}); you will get a DM when it is ready."
             )
         else:
-            await _tell(client, body, f"Rotation request #{request.id} is waiting for an admin's approval.")
+            await _tell(
+                client, body, f"Rotation request #{request.id} is waiting for {waiting_for(request)}."
+            )

@@ -14,7 +14,7 @@ from bot.core.model import Status
 from bot.runtime import Services
 from bot.slack import lists, modals
 from bot.slack.views import USAGE, Message
-from handlers.text import error_text, inert, read_access_answer
+from handlers.text import error_text, inert, read_access_answer, waiting_for
 
 SECRET_USAGE = (
     "*oauth-bot* secret commands:\n"
@@ -114,7 +114,7 @@ def _oauth_secret(app: AsyncApp, services: Services) -> None:
                     worker.submit(request.id)
                     text = f"Rotating the client secret of {name} (request #{request.id}); you will get a DM."
                 else:
-                    text = f"Rotation request #{request.id} for {name} is waiting for an admin's approval."
+                    text = f"Rotation request #{request.id} for {name} is waiting for {waiting_for(request)}."
                 await respond(text=text, response_type="ephemeral")
             case "list" if rest.strip():
                 await ack()

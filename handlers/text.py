@@ -20,6 +20,13 @@ def error_text(error: OAuthBotError) -> str:
     return escaped(next(iter(error.fields.values())) if isinstance(error, ValidationError) else str(error))
 
 
+def waiting_for(request: Request) -> str:
+    """Whose approval a pending request waits for."""
+    if request.approver_set:
+        return f"approval by {escaped(request.approver_set)} ({request.approvals_needed} needed)"
+    return "an admin's approval"
+
+
 def read_access_answer(answer: ReadGrant | Request, vault_url: str) -> str:
     """What `/oauth-secret access` and Get read access answer: the grant, or the request filed."""
     if isinstance(answer, ReadGrant):

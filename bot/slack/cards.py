@@ -242,7 +242,11 @@ def request_received(request: Request, approval_channel: str) -> Message:
                 RichTextSectionElement(
                     elements=[
                         text(f"Request #{request.id} sent. "),
-                        text("The admins decide in "),
+                        text(
+                            f"The approvers ({request.approver_set}) decide in "
+                            if request.approver_set
+                            else "The admins decide in "
+                        ),
                         RichTextElementParts.Channel(channel_id=approval_channel),
                         text("; you will get the IDs and a Key Vault link here once it is approved."),
                     ]

@@ -21,7 +21,7 @@ from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import open_modal, request_id_of, request_new_app, wait_for_status
+from tests.e2e.flows import approve, open_modal, request_id_of, request_new_app, wait_for_status
 from tests.e2e.test_serve import _cli
 
 IDENTITY_TEAM = "S0IDENTITY"
@@ -41,6 +41,9 @@ rules:
   - match: {{kind: new_app, account_types: [personal]}}
     approvers: leads
     approvals: 1
+    max_days: 90
+  - match: {{kind: rotation}}
+    approvers: leads
     max_days: 90
   - match: {{}}
     approvers: leads
@@ -349,7 +352,7 @@ def test_audit_export_has_the_rule_each_approver_the_reminders_and_every_ending(
     assert [a for _, a in expired].count("request.escalated") == 1
     assert ("oauth-bot", "request.expired") in expired
     reminded = next(d for _, a, d in of("expired") if a == "request.reminded")
-    assert reminded == {"rule": 4, "users": [ADMINS[1]], "usergroup": None}
+    assert reminded == {"rule": 5, "users": [ADMINS[1]], "usergroup": None}
 
 
 def test_doctor_reads_the_policy_s_user_groups_and_names_the_missing_scope(
@@ -365,9 +368,38 @@ def test_doctor_reads_the_policy_s_user_groups_and_names_the_missing_scope(
     assert _cli("migrate", env=env, cwd=tmp_path).returncode == 0
     ok = _cli("doctor", env=env, cwd=tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert f"ok    approval policy: {bot_settings['oauth_bot_policy_file']}: 4 rule(s)" in ok.stdout
+    assert f"ok    approval policy: {bot_settings['oauth_bot_policy_file']}: 5 rule(s)" in ok.stdout
     assert f"user groups readable: {IDENTITY_TEAM} (3 members)" in ok.stdout
     cloud.slack.bot_scopes.discard("usergroups:read")
     bad = _cli("doctor", env=env, cwd=tmp_path)
     assert bad.returncode == 1
     assert "FAIL  approval policy" in bad.stdout and "usergroups:read" in bad.stdout
+
+
+def test_a_rotation_gets_its_rule_s_approvers_and_lifetime_cap(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """Rule 4 gives rotations to `leads`, 90 days at most: `/oauth-secret rotate` files a rotation
+    of 90 days (not the preselected 180), the requester is told whose approval it waits for, the
+    card shows the rule, and the lead's approval rotates it with a 90-day secret."""
+    created = approve(slack, cloud, bot, request_new_app(slack, DEVELOPER, "rotated-by-rule"), ADMINS[1])
+    assert created.status == Status.COMPLETED, created.error
+    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
+    assert slack.command(DEVELOPER, "/oauth-secret", f"rotate {created.client_id}").status_code == 200
+    answer = wait_until(lambda: cloud.slack.responses(DEVELOPER), what="the answer")[-1]
+    assert "waiting for approval by leads (1 needed)" in json.dumps(answer["body"])
+    card = wait_until(
+        lambda: (
+            len(cloud.slack.messages(APPROVAL_CHANNEL)) > before
+            and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
+        ),
+        what="the rotation card",
+    )
+    assert "Rule 4: rotations need 1 approval from leads; secrets last at most 90 days" in _text(card)
+    assert bot.services is not None
+    rotation = bot.services.store.get_request(request_id_of(card))
+    assert rotation.secret_days == 90 and rotation.rule_number == 4
+    done = approve(slack, cloud, bot, card, ADMINS[1])
+    assert done.status == Status.COMPLETED, done.error
+    assert done.secret_end is not None and done.created_at is not None
+    assert 89 <= (done.secret_end - done.created_at).days <= 90
