@@ -49,6 +49,13 @@ class Status(enum.StrEnum):
 OPEN_STATUSES = (Status.PENDING, Status.APPROVED)
 
 
+class ApproverReminder(enum.StrEnum):
+    """The reminders a pending request gets, each once (the request's column that marks it)."""
+
+    APPROVERS = "approvers_reminded_at"
+    ADMINS = "admins_reminded_at"  # the escalation
+
+
 class CredentialStatus(enum.StrEnum):
     ACTIVE = "active"
     RETIRING = "retiring"  # replaced by a rotation; removed when its grace period ends

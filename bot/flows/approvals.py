@@ -22,7 +22,7 @@ from datetime import timedelta
 from bot.config import Settings
 from bot.core.access import check_can_decide
 from bot.core.errors import Conflict, NotAllowed, RemoteError, ValidationError
-from bot.core.model import Request, Status, require_status
+from bot.core.model import ApproverReminder, Request, Status, require_status
 from bot.core.policy import ADMINS, ApproverSet, Facts, Rule, may_approve
 from bot.core.ports import ApproverDirectory, Notifier, Repository
 from bot.core.validation import lifetime_label
@@ -30,8 +30,6 @@ from bot.flows.outcomes import Outcomes
 
 log = logging.getLogger(__name__)
 POLICY_ACTOR = "policy"  # the audit log's actor for an approval by policy
-APPROVERS_REMINDED = "approvers_reminded_at"
-ADMINS_REMINDED = "admins_reminded_at"
 
 
 class Approvals:
@@ -200,15 +198,16 @@ class Approvals:
         every = timedelta(hours=self.settings.oauth_bot_approver_reminder_hours)
         now = self.store.now()
         sent = 0
-        for request in self.store.pending_unreminded(APPROVERS_REMINDED, now - every):
-            sent += self._remind(request, APPROVERS_REMINDED, escalated=False)
-        for request in self.store.pending_unreminded(ADMINS_REMINDED, now - 2 * every):
+        for request in self.store.pending_unreminded(ApproverReminder.APPROVERS, now - every):
+            sent += self._remind(request, ApproverReminder.APPROVERS)
+        for request in self.store.pending_unreminded(ApproverReminder.ADMINS, now - 2 * every):
             reminded = request.approvers_reminded_at
             if reminded is not None and reminded <= now - every:
-                sent += self._remind(request, ADMINS_REMINDED, escalated=True)
+                sent += self._remind(request, ApproverReminder.ADMINS)
         return sent
 
-    def _remind(self, request: Request, reminder: str, *, escalated: bool) -> int:
+    def _remind(self, request: Request, reminder: ApproverReminder) -> int:
+        escalated = reminder == ApproverReminder.ADMINS
         if request.card_ts is None or not self.store.mark_reminded(request.id, reminder):
             return 0
         users, usergroup = self._mentions(request, escalated=escalated)

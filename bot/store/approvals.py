@@ -6,12 +6,10 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from bot.core.model import Approval, Request, Status
+from bot.core.model import Approval, ApproverReminder, Request, Status
 from bot.store.database import Database, entity
 from bot.store.requests import request_of
 from bot.store.tables import ApprovalRow, RequestRow
-
-REMINDERS = ("approvers_reminded_at", "admins_reminded_at")
 
 
 class ApprovalRepository(Database):
@@ -42,7 +40,7 @@ class ApprovalRepository(Database):
             session.flush()
         return approval
 
-    def pending_unreminded(self, reminder: str, filed_before: datetime) -> list[Request]:
+    def pending_unreminded(self, reminder: ApproverReminder, filed_before: datetime) -> list[Request]:
         """Pending requests filed before `filed_before` whose reminder of this kind is not sent."""
         column = getattr(RequestRow, reminder)
         with self.session() as session:
@@ -57,22 +55,20 @@ class ApprovalRepository(Database):
             )
             return [request_of(row) for row in rows]
 
-    def mark_reminded(self, request_id: int, reminder: str) -> bool:
+    def mark_reminded(self, request_id: int, reminder: ApproverReminder) -> bool:
         """Compare-and-set: True for the one caller (of any replica) that sends this reminder."""
-        if reminder not in REMINDERS:
-            raise ValueError(reminder)
         column = getattr(RequestRow, reminder)
         with self.session() as session:
             result = session.execute(
                 update(RequestRow)
                 .where(RequestRow.id == request_id, RequestRow.status == Status.PENDING, column.is_(None))
-                .values({reminder: self.now()})
+                .values({str(reminder): self.now()})
             )
             return bool(getattr(result, "rowcount", 0) == 1)
 
-    def unmark_reminded(self, request_id: int, reminder: str) -> None:
+    def unmark_reminded(self, request_id: int, reminder: ApproverReminder) -> None:
         """The reminder could not be sent: the next run tries again."""
-        if reminder not in REMINDERS:
-            raise ValueError(reminder)
         with self.session() as session:
-            session.execute(update(RequestRow).where(RequestRow.id == request_id).values({reminder: None}))
+            session.execute(
+                update(RequestRow).where(RequestRow.id == request_id).values({str(reminder): None})
+            )
