@@ -30,6 +30,7 @@ from bot.flows.outcomes import Outcomes
 
 log = logging.getLogger(__name__)
 POLICY_ACTOR = "policy"  # the audit log's actor for an approval by policy
+OWN_REQUEST = "You cannot approve or deny your own request; another approver has to."
 
 
 class Approvals:
@@ -83,21 +84,21 @@ class Approvals:
         return rule
 
     # --- who may decide -------------------------------------------------------------------
-    def _rule_approvers(self, request: Request) -> ApproverSet | None:
-        return self.policy.approver_set(request.approver_set)
-
     def _who(self, request: Request) -> str:
         return request.approver_set or ADMINS
+
+    def _counts_for(self, request: Request, actor: str) -> bool:
+        """In the rule's approver set now (a set gone from the policy since: the admins)."""
+        rule_approvers = self.policy.approver_set(request.approver_set)
+        return may_approve(rule_approvers, actor, admins=self.settings.admins, in_group=self.in_group)
 
     def check_can_approve(self, request: Request, actor: str) -> None:
         if request.approver_set is None:
             check_can_decide(self.settings, actor, request)  # the admins, as without a policy
             return
         if request.requester_id == actor:
-            raise NotAllowed("You cannot approve or deny your own request; another approver has to.")
-        if not may_approve(
-            self._rule_approvers(request), actor, admins=self.settings.admins, in_group=self.in_group
-        ):
+            raise NotAllowed(OWN_REQUEST)
+        if not self._counts_for(request, actor):
             raise NotAllowed(f"Only {self._who(request)} can approve request #{request.id}.")
 
     def check_can_deny(self, request: Request, actor: str) -> None:
@@ -106,12 +107,8 @@ class Approvals:
             check_can_decide(self.settings, actor, request)
             return
         if request.requester_id == actor:
-            raise NotAllowed("You cannot approve or deny your own request; another approver has to.")
-        if actor in self.settings.admins:
-            return
-        if not may_approve(
-            self._rule_approvers(request), actor, admins=self.settings.admins, in_group=self.in_group
-        ):
+            raise NotAllowed(OWN_REQUEST)
+        if actor not in self.settings.admins and not self._counts_for(request, actor):
             raise NotAllowed(
                 f"Only {self._who(request)} or the oauth-bot admins can deny request #{request.id}."
             )
@@ -231,7 +228,7 @@ class Approvals:
 
     def _mentions(self, request: Request, *, escalated: bool) -> tuple[list[str], str | None]:
         """Whom a reminder names: the user group, or the people still in the workspace."""
-        group = None if escalated else self._rule_approvers(request)
+        group = None if escalated else self.policy.approver_set(request.approver_set)
         if group is not None and group.usergroup:
             return [], group.usergroup
         people = group.users if group is not None else tuple(sorted(self.settings.admins))
