@@ -248,7 +248,11 @@ def request_received(request: Request, approval_channel: str) -> Message:
                             else "The admins decide in "
                         ),
                         RichTextElementParts.Channel(channel_id=approval_channel),
-                        text("; you will get the IDs and a Key Vault link here once it is approved."),
+                        text(
+                            "; you will be told here once it is granted."
+                            if request.kind == Kind.READ_ACCESS
+                            else "; you will get the IDs and a Key Vault link here once it is approved."
+                        ),
                     ]
                 )
             ]

@@ -403,3 +403,26 @@ def test_a_rotation_gets_its_rule_s_approvers_and_lifetime_cap(
     assert done.status == Status.COMPLETED, done.error
     assert done.secret_end is not None and done.created_at is not None
     assert 89 <= (done.secret_end - done.created_at).days <= 90
+
+
+def test_policy_explain_asks_slack_for_the_requester_s_user_groups(
+    cloud: FakeCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With SLACK_BOT_TOKEN set, `policy explain` reads the user group through
+    usergroups.users.list: a member hits the requester_in rule, a non-member the next one."""
+    policy = tmp_path / "groups.yml"
+    policy.write_text(
+        f"approvers:\n  identity-team: {{usergroup: {IDENTITY_TEAM}}}\nrules:\n"
+        "  - {match: {requester_in: identity-team}, auto: true}\n  - {match: {}}\n"
+    )
+    for name, value in cloud.environment("sqlite://").items():
+        if name.startswith("SLACK_") or name in ("SSL_CERT_FILE", "OAUTH_BOT_ADMINS"):
+            monkeypatch.setenv(name, value)
+    assert cli.main(["policy", "explain", "--file", str(policy), "--requester", DEVELOPER]) == 0
+    out = capsys.readouterr().out
+    assert "Applies: Rule 1: requests from members of identity-team are approved by policy." in out
+    assert "as Slack says now" in out
+    assert cli.main(["policy", "explain", "--file", str(policy), "--requester", ADMINS[1]]) == 0
+    out = capsys.readouterr().out
+    assert "Rule 1 does not apply: the requester is not in identity-team." in out and "Applies: Rule 2" in out
+    assert cloud.slack.api_calls("usergroups.users.list")
