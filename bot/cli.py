@@ -1,4 +1,4 @@
-"""oauth-bot's command line: serve | demo | doctor | audit export."""
+"""oauth-bot's command line: serve | demo | doctor | scan | migrate | audit export | policy check/explain."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from bot import logs
 from bot.config import load_settings
 from bot.core.errors import OAuthBotError
 from bot.engine.runner import BoundaryHook, no_hook
+from bot.policy_cli import add_commands as add_policy_commands
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -108,6 +109,12 @@ def _audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy(args: argparse.Namespace) -> int:
+    from bot.policy_cli import run
+
+    return run(args)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="oauth-bot", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -122,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("scan", help="run the expiry scan (and grace-period removals) once, now")
     commands.add_parser("migrate", help="create or upgrade the database schema (before starting replicas)")
+    add_policy_commands(commands)
     audit = commands.add_parser("audit", help="the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     export = audit_commands.add_parser("export", help="write the audit log for a SIEM")
@@ -139,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "scan": _scan,
         "migrate": _migrate,
         "audit": _audit_export,
+        "policy": _policy,
     }[args.command]
     try:
         return handler(args)

@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.core.errors import ConfigError
+from bot.core.policy import Policy
+from bot.policy_file import PolicyFileError, load_policy
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,9 @@ class Settings(BaseSettings):
     # within the last this many hours is kept, and checked again daily for at most the other.
     oauth_bot_retire_quiet_hours: float = Field(default=24, gt=0, le=24 * 3650)
     oauth_bot_max_grace_days: float = Field(default=30, ge=0, le=3650)
+    # Approval policy (README "Approval policy"); unset: one approval by an admin
+    oauth_bot_policy_file: str | None = None
+    oauth_bot_approver_reminder_hours: float = Field(default=24, gt=0, le=24 * 3650)
 
     # Operations
     oauth_bot_retry_budget_seconds: float = Field(default=60, gt=0, le=86_400)
@@ -203,7 +208,8 @@ class Settings(BaseSettings):
     def lifetime_choices(self, *, max_days: int | None = None) -> tuple[int, ...]:
         """The portal's lifetimes that the policy allows (the maximum itself is always one).
         `max_days`: a further cap from outside the configuration (the tenant's app management
-        policy); the offered maximum is the smaller of it and OAUTH_BOT_MAX_SECRET_DAYS."""
+        policy, the approval policy's rule); the offered maximum is the smaller of it and
+        OAUTH_BOT_MAX_SECRET_DAYS."""
         maximum = self.max_secret_days(max_days=max_days)
         allowed = [d for d in SECRET_LIFETIME_CHOICES if d <= maximum]
         if maximum not in allowed:
@@ -231,6 +237,13 @@ class Settings(BaseSettings):
         if "oauth_bot_default_secret_days" in self.model_fields_set:
             return self.oauth_bot_default_secret_days
         return min(self.oauth_bot_default_secret_days, self.oauth_bot_max_secret_days)
+
+    @cached_property
+    def policy(self) -> Policy:
+        """The approval policy: OAUTH_BOT_POLICY_FILE, or the built-in one (PolicyFileError)."""
+        if not self.oauth_bot_policy_file:
+            return Policy.built_in()
+        return load_policy(self.oauth_bot_policy_file, admins=self.admins)
 
     def require(self, *names: str) -> None:
         """Raise ConfigError naming every listed variable that is unset."""
@@ -303,13 +316,16 @@ class Settings(BaseSettings):
                 "KEY_VAULT_RESOURCE_ID",
             )
         found += self._logging_and_credential_problems()
+        try:
+            self.policy  # noqa: B018 - reads and checks the file
+        except PolicyFileError as error:
+            found += [Problem(("OAUTH_BOT_POLICY_FILE",), f"{error.path}: {p}") for p in error.problems]
         if not _is_supported_database(self.database_url):
             bad(
                 "must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DB (the value is not shown)",
                 "DATABASE_URL",
             )
         return found
-
 
     def _logging_and_credential_problems(self) -> list[Problem]:
         found: list[Problem] = []
@@ -333,6 +349,7 @@ class Settings(BaseSettings):
                 )
             )
         return found
+
     def require_for_serve(self) -> None:
         """Raise one ConfigError listing everything missing or wrong for `serve`."""
         problems = self.missing_for_serve() + self.problems()

@@ -18,6 +18,7 @@ from bot.flows.lifetimes import POLICY_READ_ROLE, POLICY_READ_ROLES
 from bot.flows.new_app import OWNER_ROLE
 from bot.flows.retirement import AUDIT_READ_ROLE, AUDIT_READ_ROLES, NO_PREMIUM_LICENCE
 from bot.slack.client import web_client
+from bot.slack.usergroups import SlackApprovers
 from bot.store import Store
 from bot.store.schema import ensure_schema
 
@@ -46,6 +47,18 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
         return f"signed in as {response.get('user')} in {response.get('team')}"
 
     check("Slack", slack)
+
+    def approval_policy() -> str:
+        policy = settings.policy
+        if not policy.from_file:
+            return "no OAUTH_BOT_POLICY_FILE: one oauth-bot admin approves each request"
+        approvers = SlackApprovers(web_client(settings))
+        groups = sorted({s.usergroup for s in policy.approver_sets.values() if s.usergroup})
+        sizes = [f"{group} ({len(approvers.usergroup_members(group))} members)" for group in groups]
+        read = f"; user groups readable: {', '.join(sizes)}" if sizes else ""
+        return f"{policy.source}: {len(policy.rules)} rule(s){read}"
+
+    check("approval policy", approval_policy)
     tokens: list[TokenSource] = []
 
     def entra() -> str:

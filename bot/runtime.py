@@ -23,6 +23,7 @@ from bot.engine.liveness import Liveness, liveness_for
 from bot.engine.runner import BoundaryHook, Runner, new_worker_id, no_hook
 from bot.engine.scheduler import Scheduler
 from bot.engine.worker import Worker
+from bot.flows.approvals import Approvals
 from bot.flows.intake import Intake
 from bot.flows.issuance import SecretIssuer
 from bot.flows.lifecycle import Lifecycle
@@ -37,6 +38,7 @@ from bot.metrics import BotMetrics
 from bot.slack.client import web_client
 from bot.slack.home import build_home
 from bot.slack.notifier import SlackNotifier
+from bot.slack.usergroups import SlackApprovers
 from bot.store import Store
 from bot.store.schema import ensure_schema
 
@@ -181,6 +183,7 @@ def build(
         steps=runner,
         pool=step_pool,
         granted_roles=roles,
+        outcomes=outcomes,
     )
     new_app = NewAppFlow(
         settings=settings,
@@ -203,7 +206,17 @@ def build(
         verify=verifier,
         read_access=read_access,
     )
-    runner.connect({Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run}, on_failure=outcomes.fail)
+    runner.connect(
+        {Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run, Kind.READ_ACCESS: read_access.run},
+        on_failure=outcomes.fail,
+    )
+    approvals = Approvals(
+        settings=settings,
+        store=store,
+        notifier=notifier,
+        approvers=SlackApprovers(web_client(settings, metrics)),
+        outcomes=outcomes,
+    )
     intake = Intake(
         settings=settings,
         store=store,
@@ -211,6 +224,8 @@ def build(
         notifier=notifier,
         access=access,
         outcomes=outcomes,
+        approvals=approvals,
+        read_access=read_access,
         tenant_limits=tenant_limits,
     )
     worker = Worker(
@@ -243,6 +258,7 @@ def build(
     scheduler = Scheduler(store, liveness=liveness)
     scheduler.add("expiry-scan", timedelta(hours=settings.oauth_bot_scan_interval_hours), lifecycle.scan)
     scheduler.add("retire-old-secrets", timedelta(minutes=1), lifecycle.retire_due)
+    scheduler.add("remind-approvers", timedelta(minutes=5), approvals.remind)
     if read_access.enabled:
         scheduler.add("revoke-read-access", timedelta(minutes=5), read_access.revoke_expired)
     services = Services(

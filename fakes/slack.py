@@ -40,6 +40,13 @@ MODAL_STACK_LIMIT = 3
 MESSAGE_BLOCK_LIMIT = 50
 VIEW_BLOCK_LIMIT = 100
 MESSAGE_TEXT_LIMIT = 40_000
+# The bot token's scopes (as manifest.yml asks for them), and the one a method needs.
+BOT_SCOPES = ("commands", "chat:write", "users:read", "users:read.email", "usergroups:read")
+METHOD_SCOPES = {
+    "users.info": "users:read",
+    "users.lookupByEmail": "users:read.email",
+    "usergroups.users.list": "usergroups:read",
+}
 
 
 def _words(text: str) -> frozenset[str]:
@@ -86,13 +93,14 @@ RICH_TEXT_INLINE: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[st
 class SlackError(Exception):
     """An API error answered as `{"ok": false, "error": code}` (HTTP 200)."""
 
-    def __init__(self, error: str, messages: list[str] | None = None) -> None:
+    def __init__(self, error: str, messages: list[str] | None = None, **extra: Any) -> None:
         super().__init__(error)
         self.error = error
         self.messages = messages or []
+        self.extra = extra
 
     def body(self) -> JSON:
-        body: JSON = {"ok": False, "error": self.error}
+        body: JSON = {"ok": False, "error": self.error, **self.extra}
         if self.messages:
             body["response_metadata"] = {"messages": list(self.messages)}
         return body
@@ -480,6 +488,8 @@ class FakeSlack(FakeServer):
         self._opened: list[JSON] = []
         self._api_calls: list[JSON] = []
         self._app_tokens: dict[str, Callable[[], str]] = {}  # app-level token -> a new wss URL
+        self._usergroups: dict[str, JSON] = {}
+        self.bot_scopes: set[str] = set(BOT_SCOPES)  # a test takes one away to see missing_scope
         self._counter = itertools.count(1)
         self._ts_micros = 1_700_000_000_000_000
         self._methods: dict[str, Callable[[JSON], JSON]] = {
@@ -487,6 +497,7 @@ class FakeSlack(FakeServer):
             "auth.test": self._auth_test,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
+            "usergroups.users.list": self._usergroups_users_list,
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
             "chat.postMessage": self._chat_post_message,
@@ -517,8 +528,11 @@ class FakeSlack(FakeServer):
         return self.start()
 
     def reset(self) -> None:
-        """Forget every message, view, response and recorded call; keep users and channels."""
+        """Forget every message, view, response, user group and recorded call, and give the bot
+        token its scopes back; keep users and channels."""
         with self.lock:
+            self._usergroups.clear()
+            self.bot_scopes = set(BOT_SCOPES)
             for store in (
                 self.calls,
                 self._messages,
@@ -612,6 +626,18 @@ class FakeSlack(FakeServer):
                 "is_private": is_private,
                 "members": None if members is None else list(members),
                 "bot_member": bot_member,
+            }
+
+    def add_usergroup(
+        self, usergroup_id: str, handle: str, users: Iterable[str], *, disabled: bool = False
+    ) -> None:
+        """A user group (its members in the order given); calling it again replaces the members."""
+        with self.lock:
+            self._usergroups[usergroup_id] = {
+                "id": usergroup_id,
+                "handle": handle,
+                "users": list(users),
+                "date_delete": 1 if disabled else 0,
             }
 
     def register_app_token(self, token: str, issue_url: Callable[[], str]) -> None:
@@ -792,6 +818,9 @@ class FakeSlack(FakeServer):
             token = (
                 "" if method == "api.test" else self._authenticate(request, args, app_level=bool(app_handler))
             )
+            needed = METHOD_SCOPES.get(method)
+            if needed is not None and needed not in self.bot_scopes:
+                raise SlackError("missing_scope", needed=needed, provided=",".join(sorted(self.bot_scopes)))
             with self.lock:
                 if app_handler is not None:
                     result = app_handler(token, args)
@@ -1046,6 +1075,16 @@ class FakeSlack(FakeServer):
         if user is None:
             raise SlackError("user_not_found")
         return {"user": copy.deepcopy(user)}
+
+    def _usergroups_users_list(self, args: JSON) -> JSON:
+        """A user group's member IDs; a disabled group only with include_disabled."""
+        group = self._usergroups.get(self._arg(args, "usergroup", missing="invalid_arguments"))
+        if group is None:
+            raise SlackError("no_such_subteam")
+        include_disabled = str(args.get("include_disabled", "")).lower() in ("1", "true")
+        if group["date_delete"] and not include_disabled:
+            raise SlackError("no_such_subteam")
+        return {"users": list(group["users"])}
 
     def _users_lookup_by_email(self, args: JSON) -> JSON:
         email = self._arg(args, "email", missing="users_not_found").lower()

@@ -14,7 +14,7 @@ from bot.core.model import Status
 from bot.runtime import Services
 from bot.slack import cards, modals, retirement
 from bot.slack.ids import Action
-from handlers.text import error_text
+from handlers.text import error_text, read_access_answer, waiting_for
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -81,14 +81,21 @@ def _decisions(app: AsyncApp, services: Services) -> None:
     async def approve(body: dict[str, Any], client: AsyncWebClient, *, retire_old_now: bool) -> None:
         request_id = int(_value(body))
         try:
-            await asyncio.to_thread(
+            request = await asyncio.to_thread(
                 intake.approve, request_id, actor=body["user"]["id"], retire_old_now=retire_old_now
             )
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
-        worker.submit(request_id)  # first: the card is not on the way to the secret
+        if request.status == Status.APPROVED:
+            worker.submit(request_id)  # first: the card is not on the way to the secret
+        else:  # the rule needs more approvers
+            progress = intake.approvals.progress(request, await asyncio.to_thread(_approvers, request_id))
+            await _tell(client, body, f"Your approval of request #{request_id} is recorded: {progress}.")
         await asyncio.to_thread(intake.outcomes.refresh_card, request_id)
+
+    def _approvers(request_id: int) -> list[str]:
+        return [a.approver_id for a in services.store.approvals(request_id)]
 
     @app.action(Action.APPROVE)
     async def approve_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -168,14 +175,17 @@ def _secrets(app: AsyncApp, services: Services) -> None:
     @app.action(Action.GET_READ_ACCESS)
     async def get_read_access_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        read_access = services.read_access
-        assert read_access is not None
         try:
-            grant = await asyncio.to_thread(read_access.grant_on_demand, body["user"]["id"], _value(body))
+            answer = await asyncio.to_thread(
+                intake.request_read_access,
+                requester_id=body["user"]["id"],
+                team_id=(body.get("team") or {}).get("id"),
+                target=_value(body),
+            )
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
-        await _tell(client, body, cards.read_access_granted(grant, str(services.settings.key_vault_url)))
+        await _tell(client, body, read_access_answer(answer, str(services.settings.key_vault_url)))
 
     @app.action(Action.ROTATE_NOW)
     async def rotate_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -196,4 +206,6 @@ def _secrets(app: AsyncApp, services: Services) -> None:
                 client, body, f"Rotating now (request #{request.id}); you will get a DM when it is ready."
             )
         else:
-            await _tell(client, body, f"Rotation request #{request.id} is waiting for an admin's approval.")
+            await _tell(
+                client, body, f"Rotation request #{request.id} is waiting for {waiting_for(request)}."
+            )

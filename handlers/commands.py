@@ -11,10 +11,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import OAuthBotError
 from bot.core.model import Status
+from bot.core.policy import POLICY_CAP
 from bot.runtime import Services
-from bot.slack import cards, lists, modals
+from bot.slack import lists, modals
 from bot.slack.views import USAGE, Message
-from handlers.text import error_text, inert
+from handlers.text import error_text, inert, read_access_answer, waiting_for
 
 SECRET_USAGE = (
     "*oauth-bot* secret commands:\n"
@@ -48,7 +49,10 @@ def _oauth_app(app: AsyncApp, services: Services) -> None:
                 await ack()
                 limit = await asyncio.to_thread(services.tenant_limits.for_form)
                 view = modals.new_app_modal(
-                    settings, name=rest.strip(), channel_id=command.get("channel_id"), limit=limit
+                    settings,
+                    name=rest.strip(),
+                    channel_id=command.get("channel_id"),
+                    limit=limit.within(settings.policy.offered_max_days("new_app"), POLICY_CAP),
                 )
                 try:
                     await client.views_open(trigger_id=command["trigger_id"], view=view)
@@ -112,7 +116,7 @@ def _oauth_secret(app: AsyncApp, services: Services) -> None:
                     worker.submit(request.id)
                     text = f"Rotating the client secret of {name} (request #{request.id}); you will get a DM."
                 else:
-                    text = f"Rotation request #{request.id} for {name} is waiting for an admin's approval."
+                    text = f"Rotation request #{request.id} for {name} is waiting for {waiting_for(request)}."
                 await respond(text=text, response_type="ephemeral")
             case "list" if rest.strip():
                 await ack()
@@ -126,11 +130,16 @@ def _oauth_secret(app: AsyncApp, services: Services) -> None:
             case "access" if rest.strip() and read_access is not None:
                 await ack()
                 try:
-                    grant = await asyncio.to_thread(read_access.grant_on_demand, user_id, rest)
+                    answer = await asyncio.to_thread(
+                        intake.request_read_access,
+                        requester_id=user_id,
+                        team_id=command.get("team_id"),
+                        target=rest,
+                    )
                 except OAuthBotError as error:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
-                await respond(text=cards.read_access_granted(grant, vault_url), response_type="ephemeral")
+                await respond(text=read_access_answer(answer, vault_url), response_type="ephemeral")
             case "" | "help":
                 await ack(text=SECRET_USAGE)
             case "rotate" | "list" | "access":

@@ -10,7 +10,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.errors import OAuthBotError, RateLimited, ValidationError
+from bot.core.errors import OAuthBotError, RateLimited, RemoteError, ValidationError
+from bot.core.model import Status
+from bot.core.policy import POLICY_CAP
 from bot.core.validation import MAX_DENY_REASON, has_bad_multiline_characters, validate_new_app
 from bot.runtime import Services
 from bot.slack.ids import Callback, Field
@@ -31,7 +33,7 @@ def register(app: AsyncApp, services: Services) -> None:
             limit = await asyncio.to_thread(services.tenant_limits.for_form)  # cached for an hour
             data = validate_new_app(
                 settings,
-                limit,
+                limit.within(settings.policy.offered_max_days("new_app"), POLICY_CAP),
                 name=state_value(view, Field.NAME),
                 audience=state_value(view, Field.AUDIENCE),
                 redirect_uri=state_value(view, Field.REDIRECT_URI),
@@ -40,19 +42,24 @@ def register(app: AsyncApp, services: Services) -> None:
                 secret_days=state_value(view, Field.SECRET_EXPIRY),
                 justification=state_value(view, Field.JUSTIFICATION),
             )
-            await asyncio.to_thread(intake.check_limits, user_id)
+            await asyncio.to_thread(intake.check_new_app, requester_id=user_id, data=data)
         except ValidationError as error:
             await ack(response_action="errors", errors=error.fields)
             return
-        except RateLimited as error:
+        except (RateLimited, RemoteError) as error:
             await ack(response_action="errors", errors={Field.NAME: str(error)})
             return
         await ack()
         team_id = (body.get("team") or {}).get("id")
         try:
-            await asyncio.to_thread(intake.submit_new_app, requester_id=user_id, team_id=team_id, data=data)
+            request = await asyncio.to_thread(
+                intake.submit_new_app, requester_id=user_id, team_id=team_id, data=data
+            )
         except OAuthBotError as error:
             await client.chat_postMessage(channel=user_id, text=f"Your request could not be filed: {error}")
+            return
+        if request.status == Status.APPROVED:  # approved by policy
+            services.worker.submit(request.id)
 
     @app.view(Callback.DENY_REASON)
     async def deny_reason_submitted(

@@ -9,7 +9,7 @@ the tenant's default policy; each policy lists restrictions on password credenti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 PASSWORD_LIFETIME = "passwordLifetime"
@@ -63,6 +63,13 @@ class PasswordLimit:
         if self.max_days is None or wanted <= self.max_days:
             return None
         return f"capped at {self.max_days} days by {self.source}"
+
+    def within(self, max_days: int | None, source: str) -> PasswordLimit:
+        """This limit, or `max_days` (from `source`, e.g. an approval policy rule) if that is
+        shorter: the one cap the form offers and the submit checks."""
+        if max_days is None or (self.max_days is not None and self.max_days <= max_days):
+            return self
+        return replace(self, max_days=max_days, source=source)
 
 
 UNKNOWN = PasswordLimit()

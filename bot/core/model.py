@@ -31,6 +31,7 @@ def secret_name_for(client_id: str) -> str:
 class Kind(enum.StrEnum):
     NEW_APP = "new_app"
     ROTATE = "rotate"
+    READ_ACCESS = "read_access"  # on-demand read access that the approval policy wants approved
 
 
 class Status(enum.StrEnum):
@@ -46,6 +47,13 @@ class Status(enum.StrEnum):
 
 
 OPEN_STATUSES = (Status.PENDING, Status.APPROVED)
+
+
+class ApproverReminder(enum.StrEnum):
+    """The reminders a pending request gets, each once (the request's column that marks it)."""
+
+    APPROVERS = "approvers_reminded_at"
+    ADMINS = "admins_reminded_at"  # the escalation
 
 
 class CredentialStatus(enum.StrEnum):
@@ -96,6 +104,13 @@ class Request:
     deny_reason: str | None = None
     card_channel: str | None = None
     card_ts: str | None = None
+    # the approval policy's rule that applied when it was filed (None: no policy file)
+    rule_number: int | None = None
+    rule_text: str | None = None
+    approvals_needed: int = 1
+    approver_set: str | None = None  # the rule's approver set; None: the oauth-bot admins
+    approvers_reminded_at: datetime | None = None
+    admins_reminded_at: datetime | None = None
     # what was made (IDs only, never a value)
     client_id: str | None = None
     object_id: str | None = None
@@ -114,6 +129,15 @@ class Request:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One person's approval of a request (a person counts once)."""
+
+    request_id: int
+    approver_id: str
+    at: datetime
 
 
 @dataclass(frozen=True)

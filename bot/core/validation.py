@@ -137,7 +137,8 @@ def validate_new_app(
     justification: str | None,
 ) -> NewAppInput:
     """Check a new-app request; raise ValidationError with a message per bad field. `limit`:
-    what the tenant's app management policy allows a client secret (when the bot may read it)."""
+    what the tenant's app management policy allows a client secret (when the bot may read it),
+    within the approval policy's cap (PasswordLimit.within)."""
     errors: dict[str, str] = {}
     display_name = (name or "").strip()
     if not display_name:

@@ -25,6 +25,7 @@ from bot.core.model import (
     Kind,
     ManagedApp,
     PasswordCredential,
+    ReadGrant,
     Request,
     Status,
     StepState,
@@ -32,10 +33,13 @@ from bot.core.model import (
 )
 from bot.core.ports import Directory, Notifier, Repository
 from bot.core.validation import NewAppInput
+from bot.flows.approvals import Approvals
 from bot.flows.lifetimes import TenantLimits
 from bot.flows.outcomes import Outcomes
+from bot.flows.read_access import NOT_SET_UP, ReadAccessFlow
 
 log = logging.getLogger(__name__)
+READ_ACCESS_DESCRIPTION = "Read access to the client secret"  # a read-access request's description
 
 
 class Intake:
@@ -48,6 +52,8 @@ class Intake:
         notifier: Notifier,
         access: Access,
         outcomes: Outcomes,
+        approvals: Approvals,
+        read_access: ReadAccessFlow | None = None,
         tenant_limits: TenantLimits | None = None,
     ) -> None:
         self.tenant_limits = tenant_limits
@@ -57,23 +63,44 @@ class Intake:
         self.notifier = notifier
         self.access = access
         self.outcomes = outcomes
+        self.approvals = approvals
+        self.read_access = read_access
+
+    @staticmethod
+    def new_app_request(*, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
+        return Request(
+            kind=Kind.NEW_APP,
+            requester_id=requester_id,
+            team_id=team_id,
+            display_name=data.display_name,
+            sign_in_audience=data.sign_in_audience,
+            redirect_uri=data.redirect_uri,
+            redirect_platform=data.redirect_platform,
+            secret_description=data.secret_description,
+            secret_days=data.secret_days,
+            justification=data.justification,
+        )
+
+    def check_new_app(self, *, requester_id: str, data: NewAppInput) -> None:
+        """Before the form closes: this person may file another request, and the approval
+        policy's rule for it allows the lifetime chosen (ValidationError on that field)."""
+        self.check_limits(requester_id)
+        self.approvals.check_lifetime(
+            self.new_app_request(requester_id=requester_id, team_id=None, data=data)
+        )
 
     def submit_new_app(self, *, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
-        """Store a pending request, post its approval card and confirm to the requester."""
-        request = self._file(
-            Request(
-                kind=Kind.NEW_APP,
-                requester_id=requester_id,
-                team_id=team_id,
-                display_name=data.display_name,
-                sign_in_audience=data.sign_in_audience,
-                redirect_uri=data.redirect_uri,
-                redirect_platform=data.redirect_platform,
-                secret_description=data.secret_description,
-                secret_days=data.secret_days,
-                justification=data.justification,
-            )
-        )
+        """Store a pending request, post its approval card and confirm to the requester (or,
+        under a rule with `auto: true`, approve it by policy)."""
+        request = self.new_app_request(requester_id=requester_id, team_id=team_id, data=data)
+        self.approvals.check_lifetime(request)
+        return self._file_and_decide(request)
+
+    def _file_and_decide(self, request: Request) -> Request:
+        rule = self.approvals.assign_rule(request)
+        request = self._file(request)
+        if rule.auto:
+            return self.approvals.approve_by_policy(request)
         self.announce(request)
         return request
 
@@ -96,6 +123,11 @@ class Intake:
                 kind=request.kind,
                 display_name=request.display_name,
                 client_id=request.client_id,
+                **(
+                    {"rule": request.rule_number, "rule_text": request.rule_text}
+                    if request.rule_number
+                    else {}
+                ),
             )
         return request
 
@@ -104,37 +136,69 @@ class Intake:
         app = self.access.find(requester_id, target, AppAction.MANAGE)
         days, note = self._rotation_lifetime(app)
         today = self.store.now().strftime("%Y-%m-%d")
-        request = self._file(
-            Request(
-                kind=Kind.ROTATE,
-                requester_id=requester_id,
-                team_id=team_id,
-                display_name=app.display_name,
-                sign_in_audience=app.sign_in_audience,
-                secret_description=f"Rotated by oauth-bot {today}",
-                secret_days=days,
-                lifetime_note=note,
-                justification="Rotate the client secret",
-                client_id=app.client_id,
-                object_id=app.object_id,
-                grace_days=self.settings.oauth_bot_grace_days,
-            )
+        request = Request(
+            kind=Kind.ROTATE,
+            requester_id=requester_id,
+            team_id=team_id,
+            display_name=app.display_name,
+            sign_in_audience=app.sign_in_audience,
+            secret_description=f"Rotated by oauth-bot {today}",
+            secret_days=days,
+            lifetime_note=note,
+            justification="Rotate the client secret",
+            client_id=app.client_id,
+            object_id=app.object_id,
+            grace_days=self.settings.oauth_bot_grace_days,
         )
+        request.secret_days = min(request.secret_days, self.approvals.longest_lifetime(request))
         self_service = self.settings.oauth_bot_owner_self_rotate and self.access.is_owner(app, requester_id)
-        if self_service:
-            self.outcomes.move(
-                request.id,
-                actor=requester_id,
-                action="request.approved",
-                from_status=[Status.PENDING],
-                to_status=Status.APPROVED,
-                detail={"self_service": True},
-                approver_id=requester_id,
-                decided_at=self.store.now(),
-            )
-            return self.store.get_request(request.id)
-        self.announce(request)
-        return request
+        if not self_service:
+            return self._file_and_decide(request)
+        self.approvals.assign_rule(request)  # for the record: an owner's own rotation needs no approval
+        request = self._file(request)
+        self.outcomes.move(
+            request.id,
+            actor=requester_id,
+            action="request.approved",
+            from_status=[Status.PENDING],
+            to_status=Status.APPROVED,
+            detail={"self_service": True},
+            approver_id=requester_id,
+            decided_at=self.store.now(),
+        )
+        return self.store.get_request(request.id)
+
+    def request_read_access(
+        self, *, requester_id: str, team_id: str | None, target: str
+    ) -> ReadGrant | Request:
+        """On-demand read access for an owner: granted at once, unless the approval policy's
+        rule for it (kind read_access) needs approvers; then it is a request like the others
+        (its card, its approvals), and the worker grants it once approved."""
+        read_access = self.read_access
+        if read_access is None:
+            raise NotAllowed(NOT_SET_UP)
+        app = read_access.check_on_demand(requester_id, target)
+        request = Request(
+            kind=Kind.READ_ACCESS,
+            requester_id=requester_id,
+            team_id=team_id,
+            display_name=app.display_name,
+            sign_in_audience=app.sign_in_audience,
+            secret_description=READ_ACCESS_DESCRIPTION,
+            secret_days=0,
+            justification="Read the client secret's value in Key Vault",
+            client_id=app.client_id,
+            object_id=app.object_id,
+        )
+        rule = self.approvals.rule_for(request)
+        if not self.settings.policy.from_file or rule.auto:
+            grant = read_access.grant_on_demand(requester_id, target)
+            if self.settings.policy.from_file:
+                self.store.audit(
+                    "policy", "read_access.approved", client_id=app.client_id, rule=rule.number, auto=True
+                )
+            return grant
+        return self._file_and_decide(request)
 
     def _rotation_lifetime(self, app: ManagedApp) -> tuple[int, str | None]:
         """The new secret's lifetime: the default, capped by the app's effective app management
@@ -155,7 +219,7 @@ class Intake:
         and the requester is told why."""
         if request.card_ts is None:
             try:
-                channel, ts = self.notifier.post_request_card(request)
+                channel, ts = self.notifier.post_request_card(request, ())
             except RemoteError as error:
                 message = (
                     f"the approval card could not be posted ({error}). The oauth-bot admins must check "
@@ -187,7 +251,7 @@ class Intake:
     def check_can_deny(self, request_id: int, *, actor: str) -> None:
         """Before the deny-reason form opens: the clicker may decide, and it is still pending."""
         request = self.store.get_request(request_id)
-        check_can_decide(self.settings, actor, request)
+        self.approvals.check_can_deny(request, actor)
         require_status(request, Status.PENDING)
 
     def check_limits(self, requester_id: str) -> None:
@@ -195,27 +259,15 @@ class Intake:
         check_request_limits(self.settings, self.store, requester_id)
 
     def approve(self, request_id: int, *, actor: str, retire_old_now: bool = False) -> Request:
-        """Move pending → approved exactly once; the caller then hands it to the worker and
+        """Count this approval; the last one the rule needs moves pending → approved exactly
+        once (the request comes back approved): the caller then hands it to the worker and
         refreshes the card (in parallel: the card is not on the way to the secret)."""
-        request = self.store.get_request(request_id)
-        check_can_decide(self.settings, actor, request)
-        extra = {"grace_days": 0.0} if retire_old_now and request.kind == Kind.ROTATE else {}
-        self.outcomes.move(
-            request_id,
-            actor=actor,
-            action="request.approved",
-            from_status=[Status.PENDING],
-            to_status=Status.APPROVED,
-            detail={"retire_old_now": bool(extra)},
-            approver_id=actor,
-            decided_at=self.store.now(),
-            **extra,
-        )
-        return self.store.get_request(request_id)
+        return self.approvals.approve(request_id, actor=actor, retire_old_now=retire_old_now)
 
     def deny(self, request_id: int, *, actor: str, reason: str) -> Request:
+        """Any of the rule's approvers (or an admin) ends the request."""
         request = self.store.get_request(request_id)
-        check_can_decide(self.settings, actor, request)
+        self.approvals.check_can_deny(request, actor)
         self.outcomes.move(
             request_id,
             actor=actor,

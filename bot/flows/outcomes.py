@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.core.errors import Conflict, OAuthBotError, RemoteError
-from bot.core.model import IssuedSecret, Request, Status, StepState
+from bot.core.model import IssuedSecret, ReadGrant, Request, Status, StepState
 from bot.core.ports import NO_METRICS, Metrics, Notifier, Repository, Steps
 
 log = logging.getLogger(__name__)
@@ -131,12 +131,32 @@ class Outcomes:
         )
         self.refresh_card(request.id)
 
+    def read_access_ready(self, request: Request, grant: ReadGrant) -> None:
+        """An approved read-access request granted: the requester told (once), then completed."""
+        if not request.notified and not finished(self.store, request, "notify"):
+
+            def notify() -> None:
+                self.notifier.read_access_ready(request, grant)
+                self.store.update_request(request.id, notified=True)
+
+            self.steps.run(request, "notify", notify)
+        self.move(
+            request.id,
+            actor="oauth-bot",
+            action="request.completed",
+            from_status=[Status.APPROVED],
+            to_status=Status.COMPLETED,
+            detail={"client_id": grant.client_id},
+        )
+        self.refresh_card(request.id)
+
     def refresh_card(self, request_id: int) -> None:
         """Show the request's current state on its card. Updates of one request are
         serialised and each re-reads the state, so a late "creating…" cannot overwrite "done"."""
         with self._card_locks[request_id % CARD_LOCKS]:
             request = self.store.get_request(request_id)
-            self.safely(self.notifier.update_request_card, request)
+            approved_by = [a.approver_id for a in self.store.approvals(request_id)]
+            self.safely(self.notifier.update_request_card, request, approved_by)
         self.on_change([request.requester_id, *sorted(self.settings.admins)])
 
     def ended(self, request_id: int, tell: Callable[[Request], None]) -> Request:

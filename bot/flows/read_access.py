@@ -29,7 +29,7 @@ from bot.core.clock import iso
 from bot.core.errors import AssignmentNotPermitted, NotAllowed, NotFound, RemoteError
 from bot.core.model import IssuedSecret, ManagedApp, ReadAccess, ReadGrant, Request, secret_name_for
 from bot.core.ports import AccessGrants, Directory, Notifier, Repository, Steps
-from bot.flows.outcomes import finished
+from bot.flows.outcomes import Outcomes, finished
 
 log = logging.getLogger(__name__)
 # Assignment names: uuid5 in this namespace of "request uid:principal id" (or, on demand,
@@ -58,6 +58,7 @@ class ReadAccessFlow:
         steps: Steps,
         pool: Executor,
         granted_roles: Callable[[], set[str]],
+        outcomes: Outcomes,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -68,6 +69,7 @@ class ReadAccessFlow:
         self.steps = steps
         self.pool = pool
         self.granted_roles = granted_roles
+        self.outcomes = outcomes
         self.on_alert: Callable[[str], None] = notifier.alert_admins
 
     @property
@@ -136,13 +138,18 @@ class ReadAccessFlow:
             log.warning("request %s: admins not told: %s", request.id, failure)
 
     # --- on demand: /oauth-secret access, the DM's Get read access ------------------------
-    def grant_on_demand(self, user_id: str, target: str) -> ReadGrant:
-        """Read access for an owner of the app (owners only, not admins as such)."""
+    def check_on_demand(self, user_id: str, target: str) -> ManagedApp:
+        """The app, if this person may get read access to its secret (owners only, not admins as such)."""
         app = self.access.resolve_app(target)
         if not self.access.is_owner(app, user_id):
             raise NotAllowed(f"Only the owners of {app.display_name} can get read access to its secret.")
         if self.grants is None:
             raise NotAllowed(NOT_SET_UP)
+        return app
+
+    def grant_on_demand(self, user_id: str, target: str) -> ReadGrant:
+        """Read access for an owner of the app, now."""
+        app = self.check_on_demand(user_id, target)
         principal_id = self._principal_of(user_id, app.client_id)
         if principal_id is None:
             raise NotFound(
@@ -180,6 +187,42 @@ class ReadAccessFlow:
             self.grants.revoke(self.grants.secret_scope(secret_name), name)
         except RemoteError as error:
             log.warning("role assignment %s not cleaned up: %s", name, error)
+
+    # --- an approved read-access request (the worker) ---------------------------------------
+    def run(self, request: Request) -> None:
+        """Grant the read access a request asked for (once: a rerun finds its grant), tell the
+        requester, and complete the request."""
+        if self.grants is None:
+            raise NotAllowed(NOT_SET_UP)
+        app = self.store.managed_app(request.client_id or "")
+        if app is None:
+            raise NotFound(
+                f"oauth-bot no longer manages the app {request.display_name} ({request.client_id})."
+            )
+        grant = next(iter(self.store.read_grants(request_id=request.id)), None)
+        if grant is None:
+            principal_id = self._principal_of(request.requester_id, app.client_id)
+            if principal_id is None:
+                raise NotFound(
+                    "No Microsoft Entra ID user has the email address of the requester's Slack profile, so "
+                    "oauth-bot cannot give them read access."
+                )
+            grant = self.steps.run(
+                request,
+                "grant_read",
+                lambda: self._grant(
+                    client_id=app.client_id,
+                    principal_id=principal_id,
+                    name=assignment_name(request.uid, principal_id),
+                    request_id=request.id,
+                    actor=request.approver_id or "oauth-bot",
+                    why=f"oauth-bot request #{request.id}: {request.requester_id} reads the client secret "
+                    f"of {app.display_name} ({app.client_id})",
+                    app=app,
+                ),
+                principal_id=principal_id,
+            )
+        self.outcomes.read_access_ready(request, grant)
 
     # --- both -----------------------------------------------------------------------------
     def _grant(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -22,7 +23,13 @@ from bot.core.errors import SecretLimitReached
 from bot.core.model import IssuedSecret, Kind, ReadAccess, ReadGrant, Request, Status, secret_name_for
 from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
 from bot.slack.ids import Action
-from bot.slack.views import Message, code, date, dicts, facts, text, user_mention
+from bot.slack.views import Message, code, date, dicts, facts, simple, text, user_mention
+
+TITLES = {
+    Kind.NEW_APP: "New app registration",
+    Kind.ROTATE: "Secret rotation",
+    Kind.READ_ACCESS: "Read access",
+}
 
 
 def _rotation_rows(request: Request) -> list[tuple[str, Any]]:
@@ -45,6 +52,13 @@ def _expiry(request: Request) -> str:
 def _request_rows(request: Request) -> list[tuple[str, Any]]:
     if request.kind == Kind.ROTATE:
         return _rotation_rows(request)
+    if request.kind == Kind.READ_ACCESS:
+        return [
+            ("Requester", user_mention(request.requester_id)),
+            ("App", request.display_name),
+            ("Application (client) ID", code(request.client_id or "")),
+            ("Access", "read the client secret's value in Key Vault (Key Vault Secrets User on that secret)"),
+        ]
     redirect = (
         f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
         if request.redirect_uri
@@ -61,10 +75,29 @@ def _request_rows(request: Request) -> list[tuple[str, Any]]:
     ]
 
 
-def _status_line(request: Request) -> list[Any] | None:
+def _mentions(user_ids: Sequence[str]) -> list[Any]:
+    """@a, @b and @c"""
+    parts: list[Any] = []
+    for index, user_id in enumerate(user_ids):
+        if index:
+            parts.append(text(" and " if index == len(user_ids) - 1 else ", "))
+        parts.append(user_mention(user_id))
+    return parts
+
+
+def _approved_by(request: Request, approved_by: Sequence[str]) -> list[Any]:
+    if request.approver_id is None and request.rule_number is not None:
+        return [text(f"Approved by policy: rule {request.rule_number}", bold=True)]
+    people = list(approved_by) if request.rule_number is not None and approved_by else []
+    if not people and request.approver_id:
+        people = [request.approver_id]
+    return [text("Approved by ", bold=True), *_mentions(people)]
+
+
+def _status_line(request: Request, approved_by: Sequence[str] = ()) -> list[Any] | None:
     """What happened to the request, on its card (None while it is pending)."""
     approver = [user_mention(request.approver_id)] if request.approver_id else []
-    approved = [text("Approved by ", bold=True), *approver]
+    approved = _approved_by(request, approved_by)
     lines: dict[Status, list[Any]] = {
         Status.APPROVED: [*approved, text(" — creating…")],
         Status.COMPLETED: [*approved, text(" — done: "), text(request.client_id or "", code=True)],
@@ -147,13 +180,29 @@ def confirm_foreign_removal(request_id: int, app_name: str, secret: Any) -> Mess
     return f"Confirm removing client secret {secret.key_id} of {app_name}.", dicts(blocks)
 
 
-def request_card(request: Request) -> Message:
-    title = "New app registration" if request.kind == Kind.NEW_APP else "Secret rotation"
+def _rule_lines(request: Request, approved_by: Sequence[str]) -> list[Block]:
+    """The approval policy's rule, and (while pending) the approvals so far and how many remain."""
+    if request.rule_number is None:
+        return []
+    parts: list[Any] = [text(request.rule_text or f"Rule {request.rule_number}", italic=True)]
+    if request.status == Status.PENDING:
+        needed, done = request.approvals_needed, len(approved_by)
+        parts.append(text(f"\nApprovals: {done} of {needed}", bold=True))
+        if approved_by:
+            parts += [text(" (by "), *_mentions(approved_by), text(")")]
+        left = needed - done
+        parts.append(text(f"; {left} more {'is' if left == 1 else 'are'} needed."))
+    return [RichTextBlock(elements=[RichTextSectionElement(elements=parts)])]
+
+
+def request_card(request: Request, approved_by: Sequence[str] = ()) -> Message:
+    title = TITLES[request.kind]
     blocks: list[Block] = [
         HeaderBlock(text=f"{title} request #{request.id}"),
         facts(_request_rows(request)),
+        *_rule_lines(request, approved_by),
     ]
-    status = _status_line(request)
+    status = _status_line(request, approved_by)
     if request.status == Status.PENDING:
         buttons = [
             ButtonElement(text="Approve", action_id=Action.APPROVE, value=str(request.id), style="primary")
@@ -175,7 +224,11 @@ def request_card(request: Request) -> Message:
                 elements=[
                     MarkdownTextObject(
                         text=f"Expires {date(request.expires_at)} if nobody decides. "
-                        "Admins only; not your own request."
+                        + (
+                            f"Approvers: {request.approver_set}; not your own request."
+                            if request.approver_set
+                            else "Admins only; not your own request."
+                        )
                     )
                 ]
             )
@@ -195,9 +248,17 @@ def request_received(request: Request, approval_channel: str) -> Message:
                 RichTextSectionElement(
                     elements=[
                         text(f"Request #{request.id} sent. "),
-                        text("The admins decide in "),
+                        text(
+                            f"The approvers ({request.approver_set}) decide in "
+                            if request.approver_set
+                            else "The admins decide in "
+                        ),
                         RichTextElementParts.Channel(channel_id=approval_channel),
-                        text("; you will get the IDs and a Key Vault link here once it is approved."),
+                        text(
+                            "; you will be told here once it is granted."
+                            if request.kind == Kind.READ_ACCESS
+                            else "; you will get the IDs and a Key Vault link here once it is approved."
+                        ),
                     ]
                 )
             ]
@@ -314,6 +375,30 @@ def request_denied(request: Request) -> Message:
         )
     ]
     return f"Request #{request.id} was denied.", dicts(blocks)
+
+
+def approvers_reminder(
+    request: Request, users: Sequence[str], usergroup: str | None, *, escalated: bool
+) -> Message:
+    """The threaded reply on a card that has waited: names the approvers, or the admins."""
+    named: list[Any] = [RichTextElementParts.UserGroup(usergroup_id=usergroup)] if usergroup else []
+    named += _mentions(users)
+    if escalated:
+        lead = f"Request #{request.id} is still waiting for a decision; over to the oauth-bot admins: "
+    else:
+        lead = f"Request #{request.id} is waiting for approval: "
+    tail = f". It expires {date(request.expires_at)} if nobody decides."
+    parts = [text(lead), *(named or [text("(no approver left in Slack)")]), text(tail)]
+    blocks: list[Block] = [RichTextBlock(elements=[RichTextSectionElement(elements=parts)])]
+    return f"Request #{request.id} is waiting for approval.", dicts(blocks)
+
+
+def request_waiting(request: Request) -> Message:
+    """To the requester, when the approvers are reminded."""
+    return simple(
+        f"Request #{request.id} is still waiting for approval; the approvers have been reminded. "
+        f"It expires {date(request.expires_at)} if nobody decides by then."
+    )
 
 
 # --- lists, reminders, retirements --------------------------------------------------------

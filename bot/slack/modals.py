@@ -48,7 +48,7 @@ def secret_expiry_hint(settings: Settings, limit: PasswordLimit, maximum: int) -
     if not limit.passwords_allowed:
         return limit.blocked_message()
     if maximum < settings.oauth_bot_max_secret_days:
-        return f"Your tenant's app management policy allows at most {lifetime_label(maximum)}."
+        return f"{limit.source[:1].upper()}{limit.source[1:]} allows at most {lifetime_label(maximum)}."
     return f"Policy allows at most {lifetime_label(maximum)}."
 
 

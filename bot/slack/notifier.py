@@ -4,6 +4,7 @@ bot.slack.client, whose retry handlers are Slack's one retry layer)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from slack_sdk import WebClient
@@ -11,7 +12,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Settings
 from bot.core.errors import SlackError
-from bot.core.model import IssuedSecret, Request
+from bot.core.model import IssuedSecret, ReadGrant, Request
 from bot.flows.lifecycle import Reminder
 from bot.flows.retirement import Retired, StillUsed
 from bot.slack import cards, lists, retirement, views
@@ -26,6 +27,7 @@ class SlackNotifier:
         self._approval_channel = str(settings.oauth_bot_approval_channel)
         self._admins = settings.admins
         self._max_grace_days = settings.oauth_bot_max_grace_days
+        self._vault_url = str(settings.key_vault_url)
         self._reminders = Pacer(overall=60 / settings.oauth_bot_reminder_dms_per_minute)
 
     def _call(self, method: str, **kwargs: Any) -> Any:
@@ -54,16 +56,27 @@ class SlackNotifier:
         email = response.get("user", {}).get("profile", {}).get("email")
         return str(email) if email else None
 
-    def post_request_card(self, request: Request) -> tuple[str, str]:
-        response = self._post(self._approval_channel, cards.request_card(request))
+    def post_request_card(self, request: Request, approved_by: Sequence[str] = ()) -> tuple[str, str]:
+        response = self._post(self._approval_channel, cards.request_card(request, approved_by))
         return str(response["channel"]), str(response["ts"])
 
-    def update_request_card(self, request: Request) -> None:
+    def update_request_card(self, request: Request, approved_by: Sequence[str] = ()) -> None:
         if request.card_channel and request.card_ts:
-            text, body = cards.request_card(request)
+            text, body = cards.request_card(request, approved_by)
             self._call(
                 "chat.update", channel=request.card_channel, ts=request.card_ts, text=text, blocks=body
             )
+
+    def remind_approvers(
+        self, request: Request, *, users: Sequence[str], usergroup: str | None, escalated: bool
+    ) -> None:
+        """A reply in the card's thread that names the approvers (or, escalated, the admins)."""
+        if request.card_channel and request.card_ts:
+            message = cards.approvers_reminder(request, users, usergroup, escalated=escalated)
+            self._post(request.card_channel, message, thread_ts=request.card_ts)
+
+    def request_waiting(self, request: Request) -> None:
+        self._dm(request.requester_id, cards.request_waiting(request))
 
     def request_received(self, request: Request) -> None:
         self._dm(request.requester_id, cards.request_received(request, self._approval_channel))
@@ -84,6 +97,10 @@ class SlackNotifier:
 
     def secret_ready(self, request: Request, issued: IssuedSecret) -> None:
         self._dm(request.requester_id, cards.secret_ready(request, issued))
+
+    def read_access_ready(self, request: Request, grant: ReadGrant) -> None:
+        text = f"Request #{request.id} is done. " + cards.read_access_granted(grant, self._vault_url)
+        self._call("chat.postMessage", channel=request.requester_id, text=text)
 
     def expiry_reminder(self, reminder: Reminder) -> None:
         """One DM per owner, paced (the first scan sends thousands); a 429 that comes anyway is

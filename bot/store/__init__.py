@@ -5,6 +5,7 @@ bot.core.model dataclasses here and never leave. May import bot.core; nothing ab
 
 from __future__ import annotations
 
+from bot.store.approvals import ApprovalRepository
 from bot.store.apps import AppRepository
 from bot.store.database import make_engine
 from bot.store.grants import GrantRepository
@@ -16,5 +17,7 @@ from bot.store.tables import Base
 __all__ = ["Base", "Store", "make_engine"]
 
 
-class Store(RequestRepository, AppRepository, JournalRepository, JobRepository, GrantRepository):
+class Store(
+    RequestRepository, ApprovalRepository, AppRepository, JournalRepository, JobRepository, GrantRepository
+):
     """One database, every repository: each unit of work (`atomic()`) spans them all."""

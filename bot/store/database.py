@@ -106,10 +106,17 @@ class Database:
                     text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                     {"key": f"oauth-bot requests of {requester_id}"},
                 )
-            elif connection.dialect.name == "sqlite" and not _in_transaction(connection):
-                # pysqlite begins a transaction only before its first INSERT/UPDATE/DELETE (the
-                # reads before that run outside any); with nothing written yet, begin it here.
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                self._begin_immediately(session)
+
+    @staticmethod
+    def _begin_immediately(session: Session) -> None:
+        """SQLite: take the database's write lock now, not at the first write."""
+        connection = session.connection()
+        if connection.dialect.name == "sqlite" and not _in_transaction(connection):
+            # pysqlite begins a transaction only before its first INSERT/UPDATE/DELETE (the
+            # reads before that run outside any); with nothing written yet, begin it here.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def ping(self) -> None:
         """Raise if the database cannot answer a query now (readiness)."""

@@ -15,7 +15,7 @@ from bot.store.database import Database, columns, entity
 from bot.store.tables import RequestRow
 
 
-def _request(row: RequestRow) -> Request:
+def request_of(row: RequestRow) -> Request:
     return entity(Request, row, kind=Kind(row.kind), status=Status(row.status))
 
 
@@ -37,7 +37,7 @@ class RequestRepository(Database):
             found = session.get(RequestRow, request_id)
             if found is None:
                 raise NotFound(f"There is no request #{request_id}.")
-            return _request(found)
+            return request_of(found)
 
     def update_request(self, request_id: int, **values: Any) -> None:
         with self.session() as session:
@@ -64,14 +64,14 @@ class RequestRepository(Database):
                 .where(RequestRow.requester_id == requester_id, RequestRow.status.in_(list(statuses)))
                 .order_by(RequestRow.id)
             )
-            return [_request(row) for row in rows]
+            return [request_of(row) for row in rows]
 
     def requests_in(self, statuses: Sequence[str]) -> list[Request]:
         with self.session() as session:
             rows = session.scalars(
                 select(RequestRow).where(RequestRow.status.in_(list(statuses))).order_by(RequestRow.id)
             )
-            return [_request(row) for row in rows]
+            return [request_of(row) for row in rows]
 
     def count_recent_requests(self, requester_id: str, since: datetime) -> int:
         with self.session() as session:
@@ -91,7 +91,7 @@ class RequestRepository(Database):
                     RequestRow.status == Status.PENDING, RequestRow.expires_at <= self.now()
                 )
             )
-            return [_request(row) for row in rows]
+            return [request_of(row) for row in rows]
 
     def claim(self, request_id: int, owner: str, lease: timedelta, *, taking_over: str | None = None) -> bool:
         """Take (or renew) the lease on an approved request; False if another holder has it.

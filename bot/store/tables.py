@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -37,6 +37,13 @@ class RequestRow(Base):
     deny_reason: Mapped[str | None] = mapped_column(Text)
     card_channel: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
+    # the approval policy's rule that applied (bot.core.policy)
+    rule_number: Mapped[int | None] = mapped_column(Integer)
+    rule_text: Mapped[str | None] = mapped_column(Text)
+    approvals_needed: Mapped[int] = mapped_column(Integer, default=1)
+    approver_set: Mapped[str | None] = mapped_column(String(64))
+    approvers_reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    admins_reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # what the workflow made (IDs only, never a value)
     client_id: Mapped[str | None] = mapped_column(String(64), index=True)
     object_id: Mapped[str | None] = mapped_column(String(64))
@@ -55,6 +62,18 @@ class RequestRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApprovalRow(Base):
+    """An approval of a request by one person: the unique key makes a person count once."""
+
+    __tablename__ = "request_approvals"
+    __table_args__ = (UniqueConstraint("request_id", "approver_id", name="uq_request_approvals_approver"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    approver_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class StepRow(Base):

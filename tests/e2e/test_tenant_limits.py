@@ -85,7 +85,7 @@ def test_the_form_offers_only_what_the_tenant_policy_allows_and_the_request_runs
     assert _offered(modal) == ["90", "120"]
     expiry = _expiry_block(modal)
     assert expiry["element"]["initial_option"]["value"] == "120"
-    assert "Your tenant's app management policy allows at most 120 days" in expiry["hint"]["text"]
+    assert "The tenant's default app management policy allows at most 120 days" in expiry["hint"]["text"]
     before = len(cloud.slack.messages(APPROVAL_CHANNEL))
     assert slack.submit(DEVELOPER, modal, {"Justification": FORM["Justification"]}).status_code == 200
     card = wait_until(

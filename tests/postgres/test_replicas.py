@@ -11,6 +11,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 
 from bot.core.model import Status, secret_name_for
 from bot.store import Store
+from fakes.clock import ManualClock
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
@@ -291,3 +293,107 @@ def test_a_live_replica_with_a_slow_step_keeps_its_request(cloud: FakeCloud, mig
     assert len(done) == 1
     assert [e.action for e in store.audit_events(request_id=request_id)].count("request.completed") == 1
     store.engine.dispose()
+
+
+def test_two_approvers_clicking_at_once_across_two_replicas_run_the_request_once(
+    cloud: FakeCloud, migrated_url: str, tmp_path: Path
+) -> None:
+    """A rule that needs 2 approvals from a list of two people; the two replicas share the
+    database. Each approver clicks Approve 10 times, all 20 clicks arriving at the same moment
+    spread over both replicas. Each person counts once (2 approval rows), the request moves to
+    approved once (one request.approved event naming both) and runs once: one app, one secret,
+    one "is done" DM."""
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        f"approvers:\n  pair: {{users: [{ADMINS[0]}, {ADMINS[1]}]}}\n"
+        "rules:\n  - match: {}\n    approvers: pair\n    approvals: 2\n"
+    )
+    name = f"two-of-two-{uuid.uuid4().hex[:8]}"
+    clicks = 20
+    store = Store.from_url(migrated_url)
+    barrier = threading.Barrier(clicks, timeout=60)
+    with ExitStack() as stack:
+        stack.callback(store.engine.dispose)
+        replicas = [
+            stack.enter_context(_replica(cloud, migrated_url, oauth_bot_policy_file=str(policy)))
+            for _ in range(2)
+        ]
+        for replica in replicas:
+            assert replica.services is not None
+            stack.callback(replica.services.store.engine.dispose)
+        with SlackDriver(app_url=replicas[0].url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack:
+            card = request_new_app(slack, DEVELOPER, name)
+        request_id = request_id_of(card)
+        clickers = [
+            stack.enter_context(
+                SlackDriver(
+                    app_url=replica.url,
+                    signing_secret=SIGNING_SECRET,
+                    slack=cloud.slack,
+                    client=stack.enter_context(httpx.Client(transport=GatedTransport(barrier), timeout=60.0)),
+                )
+            )
+            for replica in replicas
+        ]
+
+        def click(index: int) -> int:
+            admin = ADMINS[index % 2]
+            driver = clickers[(index // 2) % 2]
+            return driver.click(admin, "Approve", message=card, channel=APPROVAL_CHANNEL).status_code
+
+        with ThreadPoolExecutor(max_workers=clicks) as pool:
+            statuses = list(pool.map(click, range(clicks), timeout=120))
+        assert statuses == [200] * clicks
+
+        request = wait_for_status(replicas[0], request_id, Status.COMPLETED, Status.FAILED)
+        assert request.status == Status.COMPLETED, request.error
+        wait_until(lambda: _done_dms(cloud, request_id), what="the 'is done' DM")
+        for replica in replicas:
+            replica.stop()
+
+        assert sorted(a.approver_id for a in store.approvals(request_id)) == sorted(ADMINS)
+        events = store.audit_events(request_id=request_id)
+        approved = [e for e in events if e.action == "request.approved"]
+        assert len(approved) == 1 and sorted(approved[0].detail["approvers"]) == sorted(ADMINS)
+        assert [e.action for e in events].count("request.approval") == 1
+        apps = _apps_named(cloud, name)
+        assert len(apps) == 1
+        assert len(cloud.graph.passwords(apps[0]["id"])) == 1
+        assert len(cloud.vault.versions(secret_name_for(apps[0]["appId"]))) == 1
+        assert len(_done_dms(cloud, request_id)) == 1
+        for admin in ADMINS:
+            assert not [m for m in cloud.slack.dm_messages(admin) if "went wrong" in m.get("text", "")]
+
+
+def test_a_reminder_is_sent_once_when_both_replicas_run_the_job_at_once(
+    cloud: FakeCloud, migrated_url: str
+) -> None:
+    """Two replicas on one database and one clock run the approver reminders at the same
+    moment (past each scheduler's leader lease: the reminder's own compare-and-set): the card
+    gets one reminder and later one escalation, each audited once."""
+    clock = ManualClock()
+    with ExitStack() as stack:
+        replicas = [
+            stack.enter_context(BackgroundBot(cloud.settings(migrated_url), clock=clock)) for _ in range(2)
+        ]
+        services = []
+        for replica in replicas:
+            assert replica.services is not None
+            services.append(replica.services)
+            stack.callback(replica.services.store.engine.dispose)
+        with SlackDriver(app_url=replicas[0].url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack:
+            card = request_new_app(slack, DEVELOPER, f"remind-once-{uuid.uuid4().hex[:8]}")
+        barrier = threading.Barrier(2, timeout=30)
+
+        def remind(index: int) -> int:
+            barrier.wait()
+            return services[index].intake.approvals.remind()
+
+        for hours in (25, 25):
+            clock.advance(timedelta(hours=hours))
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                assert sorted(pool.map(remind, range(2), timeout=60)) == [0, 1]
+        replies = [m for m in cloud.slack.messages(APPROVAL_CHANNEL) if m.get("thread_ts") == card["ts"]]
+        assert len(replies) == 2
+        actions = [e.action for e in services[0].store.audit_events(request_id=request_id_of(card))]
+        assert actions.count("request.reminded") == 1 and actions.count("request.escalated") == 1

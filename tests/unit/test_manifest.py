@@ -43,6 +43,7 @@ def test_manifest_declares_commands_interactivity_home_and_scopes() -> None:
         "chat:write",
         "users:read",
         "users:read.email",
+        "usergroups:read",
     }
     urls = {c["url"] for c in data["features"]["slash_commands"]}
     urls.add(data["settings"]["interactivity"]["request_url"])

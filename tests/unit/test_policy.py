@@ -17,8 +17,8 @@ def settings(**values: Any) -> Settings:
     return Settings(_env_file=None, oauth_bot_admins="UADMIN1,UADMIN2", **values)  # type: ignore[call-arg]
 
 
-def form(**overrides: str | None) -> dict[str, str | None]:
-    values: dict[str, str | None] = {
+def form(**overrides: str | None) -> dict[str, Any]:
+    values: dict[str, Any] = {
         "name": "billing-api",
         "audience": "AzureADMyOrg",
         "redirect_uri": None,

@@ -136,3 +136,32 @@ def test_the_retirement_settings_are_checked_by_name(monkeypatch: pytest.MonkeyP
         load_settings()
     assert "OAUTH_BOT_RETIRE_QUIET_HOURS: input should be greater than 0" in str(refused.value)
     assert "OAUTH_BOT_MAX_GRACE_DAYS: input should be greater than or equal to 0" in str(refused.value)
+
+
+def test_the_stricter_of_the_tenant_policy_and_the_approval_policy_caps_the_lifetime() -> None:
+    """PasswordLimit.within: the form and the submit check use one cap, the smaller of the
+    tenant's (when known) and the approval policy rule's, and name whose it is."""
+    tenant = PasswordLimit(max_days=120, source=TENANT_DEFAULT, known=True)
+    assert tenant.within(None, "the approval policy") is tenant
+    assert tenant.within(180, "the approval policy") is tenant
+    stricter = tenant.within(90, "the approval policy")
+    assert (stricter.max_days, stricter.source, stricter.known) == (90, "the approval policy", True)
+    unknown = PasswordLimit().within(60, "the approval policy")
+    assert (unknown.max_days, unknown.source) == (60, "the approval policy")
+    settings = Settings(oauth_bot_max_secret_days=365)
+    with pytest.raises(ValidationError) as refused:
+        validate_new_app(
+            settings,
+            tenant.within(90, "the approval policy"),
+            name="capped",
+            audience="AzureADMyOrg",
+            redirect_uri=None,
+            platform=None,
+            secret_description="ci",
+            secret_days="120",
+            justification="why",
+        )
+    assert refused.value.fields["secret_expiry"] == (
+        "The longest lifetime allowed is 90 days (3 months) (the approval policy allows no longer); "
+        "choose a shorter one."
+    )

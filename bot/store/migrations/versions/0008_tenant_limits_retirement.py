@@ -8,7 +8,7 @@ period ends; `watching`: kept because it is still used, checked again at `check_
 crash removes it once), and `last_sign_in` (the last use the sign-in report showed).
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: str | None = None
 depends_on: str | None = None
 
