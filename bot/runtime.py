@@ -23,12 +23,14 @@ from bot.engine.liveness import Liveness, liveness_for
 from bot.engine.runner import BoundaryHook, Runner, new_worker_id, no_hook
 from bot.engine.scheduler import Scheduler
 from bot.engine.worker import Worker
+from bot.flows.federation import FederationFlow
 from bot.flows.intake import Intake
 from bot.flows.issuance import SecretIssuer
 from bot.flows.lifecycle import Lifecycle
 from bot.flows.new_app import NewAppFlow
 from bot.flows.outcomes import Outcomes
 from bot.flows.read_access import ReadAccessFlow
+from bot.flows.removal import RemovalFlow
 from bot.flows.rotation import RotationFlow
 from bot.logs import redact_value
 from bot.metrics import BotMetrics
@@ -177,8 +179,11 @@ def build(
         pool=step_pool,
         granted_roles=roles,
     )
+    federation = FederationFlow(settings=settings, store=store, graph=graph, steps=runner, outcomes=outcomes)
+    removal = RemovalFlow(
+        store=store, graph=graph, vault=vault, notifier=notifier, steps=runner, outcomes=outcomes
+    )
     new_app = NewAppFlow(
-        settings=settings,
         store=store,
         graph=graph,
         notifier=notifier,
@@ -187,6 +192,7 @@ def build(
         issuer=issuer,
         outcomes=outcomes,
         pool=step_pool,
+        federation=federation,
         read_access=read_access,
     )
     rotation = RotationFlow(
@@ -198,7 +204,15 @@ def build(
         verify=verifier,
         read_access=read_access,
     )
-    runner.connect({Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run}, on_failure=outcomes.fail)
+    runner.connect(
+        {
+            Kind.NEW_APP: new_app.run,
+            Kind.ROTATE: rotation.run,
+            Kind.FEDERATE: federation.run,
+            Kind.REMOVE_SECRET: removal.run,
+        },
+        on_failure=outcomes.fail,
+    )
     intake = Intake(
         settings=settings, store=store, graph=graph, notifier=notifier, access=access, outcomes=outcomes
     )

@@ -22,6 +22,8 @@ from bot.core.errors import (
 from bot.core.model import (
     OPEN_STATUSES,
     Application,
+    CredentialStatus,
+    FederatedCredentialSpec,
     Kind,
     ManagedApp,
     PasswordCredential,
@@ -69,6 +71,71 @@ class Intake:
                 secret_description=data.secret_description,
                 secret_days=data.secret_days,
                 justification=data.justification,
+                federated=data.federated,
+            )
+        )
+        self.announce(request)
+        return request
+
+    def app_to_federate(self, requester_id: str, target: str) -> ManagedApp:
+        """The app `/oauth-app federate` names, if this person may manage it (owners, admins)."""
+        return self.access.find(requester_id, target, AppAction.MANAGE)
+
+    def submit_federation(
+        self,
+        *,
+        requester_id: str,
+        team_id: str | None,
+        client_id: str,
+        spec: FederatedCredentialSpec,
+        justification: str,
+    ) -> Request:
+        """File a federated credential for an existing app; it waits for an admin's approval."""
+        app = self.access.find(requester_id, client_id, AppAction.MANAGE)
+        request = self._file(
+            Request(
+                kind=Kind.FEDERATE,
+                requester_id=requester_id,
+                team_id=team_id,
+                display_name=app.display_name,
+                sign_in_audience=app.sign_in_audience,
+                secret_description="",
+                secret_days=0,
+                justification=justification or "Add a federated credential",
+                client_id=app.client_id,
+                object_id=app.object_id,
+                federated=spec,
+            )
+        )
+        self.announce(request)
+        return request
+
+    def submit_secret_removal(self, *, requester_id: str, team_id: str | None, key_id: str) -> Request:
+        """File the removal of a client secret oauth-bot issued (never any other); an admin approves."""
+        credential = self.store.credential(key_id)
+        if credential is None or credential.status not in (
+            CredentialStatus.ACTIVE,
+            CredentialStatus.RETIRING,
+        ):
+            raise NotFound(
+                f"oauth-bot has no live client secret with Secret ID {key_id}: "
+                "it removes only secrets it issued."
+            )
+        app = self.access.find(requester_id, credential.client_id, AppAction.MANAGE)
+        request = self._file(
+            Request(
+                kind=Kind.REMOVE_SECRET,
+                requester_id=requester_id,
+                team_id=team_id,
+                display_name=app.display_name,
+                sign_in_audience=app.sign_in_audience,
+                secret_description=credential.description,
+                secret_days=0,
+                justification="The app signs in with a federated credential; the secret is not needed",
+                client_id=app.client_id,
+                object_id=app.object_id,
+                key_id=key_id,
+                secret_end=credential.end,
             )
         )
         self.announce(request)

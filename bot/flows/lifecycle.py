@@ -28,6 +28,8 @@ from bot.core.model import (
     Application,
     Credential,
     CredentialStatus,
+    FederatedCredential,
+    FederatedRecord,
     ManagedApp,
     PasswordCredential,
     Request,
@@ -56,6 +58,7 @@ class AppView:
     owners: tuple[str, ...]
     vault_portal_url: str | None
     exists: bool = True
+    federated: tuple[FederatedCredential, ...] = ()  # no secret: trusts in other issuers' tokens
 
 
 @dataclass
@@ -69,6 +72,9 @@ class Reminder:
     days_left: int
     threshold: int
     owners: list[str]
+    # The app signs in with a federated credential oauth-bot added, and oauth-bot issued this
+    # secret: the reminder suggests removing the secret instead of rotating it.
+    removable: bool = False
 
 
 @dataclass
@@ -101,6 +107,7 @@ class HomeData:
     secrets: list[tuple[ManagedApp, Credential]]
     open_requests: list[Request]
     admin: tuple[list[Request], list[tuple[ManagedApp, Credential]]] | None
+    federated: list[tuple[ManagedApp, FederatedRecord]] = field(default_factory=list)
 
 
 class LifecycleNotifier(Protocol):
@@ -140,11 +147,18 @@ class Lifecycle:
             raise NotAllowed("Only the oauth-bot admins can list every app.")
         return self.store.managed_apps(owner=None if everyone else user_id)
 
-    def app_view(self, app: ManagedApp) -> AppView:
+    def app_view(self, app: ManagedApp, *, federated: bool = False) -> AppView:
+        """One app: its secrets from Graph and, with `federated` (or when oauth-bot added one),
+        its federated credentials from Graph too."""
         current = self.graph.get_application(app.object_id)
         if current is None:
             return AppView(app, (), self._owners(app), None, exists=False)
-        return AppView(app, self._secrets(app, current), self._owners(app), self._portal_url(app))
+        trusts: tuple[FederatedCredential, ...] = ()
+        if federated or self.store.federated(app.client_id):
+            trusts = tuple(self.graph.list_federated_credentials(app.object_id))
+        return AppView(
+            app, self._secrets(app, current), self._owners(app), self._portal_url(app), federated=trusts
+        )
 
     def find_visible(self, user_id: str, target: str) -> ManagedApp:
         """The app named, if this person may see it (the same rules as every other command)."""
@@ -177,7 +191,7 @@ class Lifecycle:
         return self.vault.reference(name, version).portal_url
 
     def home(self, user_id: str) -> HomeData:
-        """Everything the App Home of this person shows, read in four queries at most."""
+        """Everything the App Home of this person shows, read in five queries at most."""
         admin = None
         if self.access.is_admin(user_id):
             queue = self.store.requests_in([Status.PENDING])[:HOME_ROWS]
@@ -187,6 +201,7 @@ class Lifecycle:
             secrets=self.store.soonest_credentials(owner=user_id, limit=HOME_ROWS),
             open_requests=self.store.requests_by(user_id, statuses=list(OPEN_STATUSES))[:HOME_ROWS],
             admin=admin,
+            federated=self.store.federated_of(owner=user_id, limit=HOME_ROWS),
         )
 
     # --- expiry watch -----------------------------------------------------------------
@@ -243,8 +258,10 @@ class Lifecycle:
                     candidates.append((app, password, password.end, left, threshold))
         if not candidates:
             return []
-        owners = self.store.owners_of(sorted({app.client_id for app, *_ in candidates}))
+        client_ids = sorted({app.client_id for app, *_ in candidates})
+        owners = self.store.owners_of(client_ids)
         sent = self.store.reminders_sent(sorted({password.key_id for _, password, *_ in candidates}))
+        federated = self.store.federated_apps(client_ids)
         return [
             Reminder(
                 client_id=app.client_id,
@@ -256,11 +273,17 @@ class Lifecycle:
                 days_left=left,
                 threshold=threshold,
                 owners=owners[app.client_id],
+                removable=app.client_id in federated and self._issued(password.key_id),
             )
             for app, password, end, left, threshold in candidates
             if app.client_id in owners  # else not an app this installation created
             and (password.key_id, threshold) not in sent
         ]
+
+    def _issued(self, key_id: str) -> bool:
+        """oauth-bot issued this secret (only those may be removed from a reminder)."""
+        credential = self.store.credential(key_id)
+        return credential is not None and credential.status != CredentialStatus.REMOVED
 
     def _send(self, reminder: Reminder) -> bool:
         if not self.store.mark_reminder(reminder.key_id, reminder.threshold):

@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 from bot.core.errors import SecretLimitReached
 from bot.core.model import IssuedSecret, Kind, ReadAccess, ReadGrant, Request, Status, secret_name_for
 from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
+from bot.slack.federation import federated_rows
 from bot.slack.ids import Action
 from bot.slack.views import Message, code, date, dicts, facts, text, user_mention
 
@@ -39,6 +40,42 @@ def _rotation_rows(request: Request) -> list[tuple[str, Any]]:
 def _request_rows(request: Request) -> list[tuple[str, Any]]:
     if request.kind == Kind.ROTATE:
         return _rotation_rows(request)
+    if request.kind == Kind.FEDERATE and request.federated is not None:
+        return [
+            ("Requester", user_mention(request.requester_id)),
+            ("App", request.display_name),
+            ("Application (client) ID", code(request.client_id or "")),
+            *federated_rows(request.federated),
+            ("Justification", request.justification),
+        ]
+    if request.kind == Kind.REMOVE_SECRET:
+        return [
+            ("Requester", user_mention(request.requester_id)),
+            ("App", request.display_name),
+            ("Application (client) ID", code(request.client_id or "")),
+            ("Secret ID", code(request.key_id or "")),
+            ("Secret description", request.secret_description),
+            ("Expires", date(request.secret_end)),
+            ("Why", request.justification),
+            ("On approval", "the secret is removed from the app and its value from Key Vault"),
+        ]
+    if request.federated is not None:
+        redirect = (
+            f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
+            if request.redirect_uri
+            else None
+        )
+        return [
+            ("Requester", user_mention(request.requester_id)),
+            ("Name", request.display_name),
+            (
+                "Supported account types",
+                AUDIENCE_LABELS.get(request.sign_in_audience, request.sign_in_audience),
+            ),
+            ("Redirect URI", redirect),
+            *federated_rows(request.federated),
+            ("Justification", request.justification),
+        ]
     redirect = (
         f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
         if request.redirect_uri
@@ -141,8 +178,16 @@ def confirm_foreign_removal(request_id: int, app_name: str, secret: Any) -> Mess
     return f"Confirm removing client secret {secret.key_id} of {app_name}.", dicts(blocks)
 
 
+TITLES = {
+    Kind.NEW_APP: "New app registration",
+    Kind.ROTATE: "Secret rotation",
+    Kind.FEDERATE: "Federated credential",
+    Kind.REMOVE_SECRET: "Secret removal",
+}
+
+
 def request_card(request: Request) -> Message:
-    title = "New app registration" if request.kind == Kind.NEW_APP else "Secret rotation"
+    title = TITLES[request.kind]
     blocks: list[Block] = [
         HeaderBlock(text=f"{title} request #{request.id}"),
         facts(_request_rows(request)),

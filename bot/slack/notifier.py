@@ -11,9 +11,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Settings
 from bot.core.errors import SlackError
-from bot.core.model import IssuedSecret, Request
+from bot.core.model import FederationReady, IssuedSecret, Request
 from bot.flows.lifecycle import Reminder, Retired
-from bot.slack import cards, lists, views
+from bot.slack import cards, federation, lists, views
 from bot.slack.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,12 @@ class SlackNotifier:
 
     def secret_ready(self, request: Request, issued: IssuedSecret) -> None:
         self._dm(request.requester_id, cards.secret_ready(request, issued))
+
+    def federation_ready(self, request: Request, ready: FederationReady) -> None:
+        self._dm(request.requester_id, federation.federation_ready(request, ready))
+
+    def secret_removed(self, request: Request, key_id: str) -> None:
+        self._dm(request.requester_id, federation.secret_removed(request, key_id))
 
     def expiry_reminder(self, reminder: Reminder) -> None:
         """One DM per owner, paced (the first scan sends thousands); a 429 that comes anyway is

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bot.store.apps import AppRepository
 from bot.store.database import make_engine
+from bot.store.federation import FederationRepository
 from bot.store.grants import GrantRepository
 from bot.store.jobs import JobRepository
 from bot.store.journal import JournalRepository
@@ -16,5 +17,7 @@ from bot.store.tables import Base
 __all__ = ["Base", "Store", "make_engine"]
 
 
-class Store(RequestRepository, AppRepository, JournalRepository, JobRepository, GrantRepository):
+class Store(
+    RequestRepository, AppRepository, JournalRepository, JobRepository, GrantRepository, FederationRepository
+):
     """One database, every repository: each unit of work (`atomic()`) spans them all."""
