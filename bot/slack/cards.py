@@ -236,7 +236,11 @@ def request_received(request: Request, approval_channel: str) -> Message:
                         text(f"Request #{request.id} sent. "),
                         text("The admins decide in "),
                         RichTextElementParts.Channel(channel_id=approval_channel),
-                        text("; you will get the IDs and a Key Vault link here once it is approved."),
+                        text(
+                            "; you will get the IDs here once it is approved."
+                            if request.federated is not None or request.kind == Kind.REMOVE_SECRET
+                            else "; you will get the IDs and a Key Vault link here once it is approved."
+                        ),
                     ]
                 )
             ]
