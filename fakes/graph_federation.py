@@ -60,11 +60,11 @@ class FederatedCredentials:
         return found
 
     def create(self, body: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
-        values = _validated(body, creating=True)
-        if name is not None:
-            if "name" in values and values["name"] != name:
+        if name is not None:  # the upsert: the name is the key's
+            if body.get("name", name) != name:
                 _bad("The name in the body does not match the name in the key.")
-            values["name"] = name
+            body = {**body, "name": name}
+        values = _validated(body, creating=True)
         _check_name(values["name"])
         if any(c["name"] == values["name"] for c in self.items):
             # Code and message as Graph answers them (quoted in Azure/azure-workload-identity).

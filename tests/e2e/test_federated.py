@@ -8,7 +8,7 @@ an app that signs in with a federated credential can be removed from its reminde
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -72,7 +72,7 @@ def _fill(slack: SlackDriver, user: str, name: str, workload: str, entity: str |
     return modal
 
 
-def _submit(slack: SlackDriver, user: str, values: dict[str, object]) -> Any:
+def _submit(slack: SlackDriver, user: str, values: Mapping[str, object]) -> Any:
     modal = slack.slack.current_modal(user)
     assert modal is not None
     return slack.submit(user, modal, {"Justification": FORM["Justification"], **values})
@@ -498,7 +498,7 @@ def test_an_expiring_secret_of_a_federated_app_can_be_removed_from_its_reminder(
     its vault secret deleted. A secret added in the portal gets no such button."""
     assert bot.services is not None
     secret_app = _secret_app(cloud, bot, slack, "moving-to-oidc")
-    client_id = secret_app.client_id or ""
+    client_id, key_id = secret_app.client_id or "", secret_app.key_id or ""
     app = cloud.graph.app_by_client_id(client_id)
     assert app is not None
     card = _federate(cloud, slack, DEVELOPER, client_id, {"Repository": "contoso/moving", "Branch": "main"})
@@ -511,7 +511,7 @@ def test_an_expiring_secret_of_a_federated_app_can_be_removed_from_its_reminder(
     clock.advance(timedelta(days=160))  # the 180-day secret now has 20 days left
     bot.services.lifecycle.scan()
     reminders = [m for m in cloud.slack.dm_messages(DEVELOPER) if "client secret of app" in m.get("text", "")]
-    ours = next(m for m in reminders if secret_app.key_id in _seen(m))
+    ours = next(m for m in reminders if key_id in _seen(m))
     theirs = next(m for m in reminders if portal in _seen(m))
     assert "Remove secret" in json.dumps(ours["blocks"]) and "federated credential" in _seen(ours)
     assert "Remove secret" not in json.dumps(theirs["blocks"])
@@ -519,7 +519,7 @@ def test_an_expiring_secret_of_a_federated_app_can_be_removed_from_its_reminder(
     before = len(cloud.slack.messages(APPROVAL_CHANNEL))
     slack.click(DEVELOPER, "Remove secret", message=ours)
     removal_card = _card_after(cloud, before)
-    assert "Secret removal request" in _seen(removal_card) and secret_app.key_id in _seen(removal_card)
+    assert "Secret removal request" in _seen(removal_card) and key_id in _seen(removal_card)
     assert len(cloud.graph.passwords(app["id"])) == 2  # nothing removed before an admin approves
     slack.click(ADMINS[1], "Approve", message=removal_card, channel=APPROVAL_CHANNEL)
     removal = wait_for_status(bot, request_id_of(removal_card), Status.COMPLETED, Status.FAILED)
