@@ -22,7 +22,17 @@ from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, TENANT_ID
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import FORM, approve, open_modal, request_id_of, request_new_app, wait_for_status
+from tests.e2e.flows import (
+    FORM,
+    approve,
+    choose,
+    fill_sign_in,
+    open_modal,
+    request_federated_app,
+    request_id_of,
+    request_new_app,
+    wait_for_status,
+)
 
 GITHUB = "https://token.actions.githubusercontent.com"
 AKS = "https://eastus.oic.prod-aks.azure.com/8c7a1b2e-5f3d-4e6a-9b1c-2d3e4f5a6b7c/5f0a2c1e-aaaa-4bbb-8ccc-123456789abc/"
@@ -48,28 +58,6 @@ def _seen(message: dict[str, Any]) -> str:
 
 def _labels(view: dict[str, Any]) -> list[str]:
     return [b["label"]["text"] for b in view["blocks"] if b["type"] == "input"]
-
-
-def _choose(slack: SlackDriver, user: str, option: str, *, typed: dict[str, object] | None = None) -> dict:
-    """Pick `option` in a select of the open form that updates it; the form as updated."""
-    modal = slack.slack.current_modal(user)
-    assert modal is not None
-    response = slack.select(user, option, view=modal, typed=typed)
-    assert response.status_code == 200
-    return wait_until(
-        lambda: (m := slack.slack.current_modal(user)) and m["hash"] != modal["hash"] and m,
-        what=f"the form to update after choosing {option!r}",
-    )
-
-
-def _fill(slack: SlackDriver, user: str, name: str, workload: str, entity: str | None = None) -> dict:
-    """/oauth-app new NAME, type a name, then choose how the workload signs in (and the entity)."""
-    assert slack.command(user, "/oauth-app", f"new {name}").status_code == 200
-    open_modal(slack, user)
-    modal = _choose(slack, user, workload, typed={"Name": name})
-    if entity is not None:
-        modal = _choose(slack, user, entity)
-    return modal
 
 
 def _submit(slack: SlackDriver, user: str, values: Mapping[str, object]) -> Any:
@@ -181,7 +169,7 @@ def test_a_new_app_signs_in_with_a_federated_credential_and_no_secret(
     marked no secret; approval makes the app, its service principal and one federated credential
     (exact Graph calls, no addPassword), writes nothing to the vault, and the DM has the IDs, the
     snippet to paste and the AADSTS70021 warning."""
-    modal = _fill(slack, DEVELOPER, "deploy-bot", workload, entity)
+    modal = fill_sign_in(slack, DEVELOPER, "deploy-bot", workload, entity)
     assert not SECRET_LABELS & set(_labels(modal))
     assert {b["block_id"]: b for b in modal["blocks"]}["name"]["element"]["initial_value"] == "deploy-bot"
     before_cards = len(cloud.slack.messages(APPROVAL_CHANNEL))
@@ -243,7 +231,7 @@ def test_the_form_shows_only_what_each_choice_needs_and_keeps_what_was_typed(
     assert slack.command(DEVELOPER, "/oauth-app", "new").status_code == 200
     first = open_modal(slack, DEVELOPER)
     assert set(_labels(first)) >= SECRET_LABELS
-    github = _choose(slack, DEVELOPER, "GitHub Actions", typed={"Name": "typed-before"})
+    github = choose(slack, DEVELOPER, "GitHub Actions", typed={"Name": "typed-before"})
     assert github["id"] == first["id"]
     assert [label for label in _labels(github) if label not in _labels(first)] == [
         "Repository",
@@ -253,15 +241,15 @@ def test_the_form_shows_only_what_each_choice_needs_and_keeps_what_was_typed(
         "Credential description",
     ]
     assert not SECRET_LABELS & set(_labels(github))
-    pull = _choose(slack, DEVELOPER, "Pull request", typed={"Repository": "contoso/api"})
+    pull = choose(slack, DEVELOPER, "Pull request", typed={"Repository": "contoso/api"})
     assert "Branch" not in _labels(pull)
     by_id = {b["block_id"]: b for b in pull["blocks"]}
     assert by_id["name"]["element"]["initial_value"] == "typed-before"
     assert by_id["github_repository"]["element"]["initial_value"] == "contoso/api"
-    kubernetes = _choose(slack, DEVELOPER, "Kubernetes service account")
+    kubernetes = choose(slack, DEVELOPER, "Kubernetes service account")
     assert {"Cluster issuer URL", "Namespace", "Service account"} <= set(_labels(kubernetes))
     assert "Repository" not in _labels(kubernetes)
-    back = _choose(slack, DEVELOPER, "Client secret")
+    back = choose(slack, DEVELOPER, "Client secret")
     assert set(_labels(back)) >= SECRET_LABELS and "Cluster issuer URL" not in _labels(back)
     updates = [c for c in cloud.slack.api_calls("views.update") if c["error"] is None]
     assert len(updates) == 4
@@ -350,7 +338,7 @@ def test_bad_input_is_a_field_error_in_the_modal(
     says: str,
 ) -> None:
     """Each rule is a specific message next to its field; nothing is filed."""
-    _fill(slack, DEVELOPER, "bad-input", workload, entity)
+    fill_sign_in(slack, DEVELOPER, "bad-input", workload, entity)
     before = len(cloud.slack.messages(APPROVAL_CHANNEL))
     response = _submit(slack, DEVELOPER, fields)
     answer = response.json()
@@ -364,10 +352,9 @@ def test_a_create_whose_answer_was_lost_is_read_back_not_sent_again(
 ) -> None:
     """Graph carries out the POST but the answer is lost (504): the bot lists the app's federated
     credentials, finds the one it made and adopts it — one POST, one credential, no twin."""
-    _fill(slack, DEVELOPER, "lost-answer", "GitHub Actions")
-    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
-    _submit(slack, DEVELOPER, {"Repository": "contoso/lost", "Branch": "main"})
-    card = _card_after(cloud, before)
+    card = request_federated_app(
+        slack, DEVELOPER, "lost-answer", "GitHub Actions", {"Repository": "contoso/lost", "Branch": "main"}
+    )
     cloud.graph.lose_next_answer("POST", r"/federatedIdentityCredentials$")
     mark = len(cloud.graph.calls)
     request = approve(slack, cloud, bot, card, ADMINS[0])
