@@ -59,35 +59,26 @@ def _request_rows(request: Request) -> list[tuple[str, Any]]:
             ("Why", request.justification),
             ("On approval", "the secret is removed from the app and its value from Key Vault"),
         ]
-    if request.federated is not None:
-        redirect = (
-            f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
-            if request.redirect_uri
-            else None
-        )
-        return [
-            ("Requester", user_mention(request.requester_id)),
-            ("Name", request.display_name),
-            (
-                "Supported account types",
-                AUDIENCE_LABELS.get(request.sign_in_audience, request.sign_in_audience),
-            ),
-            ("Redirect URI", redirect),
-            *federated_rows(request.federated),
-            ("Justification", request.justification),
-        ]
     redirect = (
         f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
         if request.redirect_uri
         else None
+    )
+    # A new app signs in with a federated credential (the trust, in full) or a client secret.
+    sign_in = (
+        federated_rows(request.federated)
+        if request.federated is not None
+        else [
+            ("Secret description", request.secret_description),
+            ("Secret expiry", lifetime_label(request.secret_days)),
+        ]
     )
     return [
         ("Requester", user_mention(request.requester_id)),
         ("Name", request.display_name),
         ("Supported account types", AUDIENCE_LABELS.get(request.sign_in_audience, request.sign_in_audience)),
         ("Redirect URI", redirect),
-        ("Secret description", request.secret_description),
-        ("Secret expiry", lifetime_label(request.secret_days)),
+        *sign_in,
         ("Justification", request.justification),
     ]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msal
 import pytest
 
 from bot.azure.graph import GraphClient
@@ -21,12 +20,16 @@ from fakes.entra import FakeEntra
 from fakes.graph import FakeGraph
 from fakes.graph_federation import FEDERATED_PROPERTIES
 from fakes.tls import TestCA
+from tests.fakes.test_entra_graph_vault import (
+    BOT_ID,
+    BOT_SECRET,
+    OTHER_ID,
+    OTHER_SECRET,
+    TENANT,
+    graph_client,
+    token_for,
+)
 
-TENANT = "9f8e7d6c-5b4a-4321-8fed-cba987654321"
-BOT_ID = "0b0b0b0b-1111-4222-8333-444444444444"
-BOT_SECRET = "bot~secret.value-0123456789abcdefghijklmn"
-OTHER_ID = "0c0c0c0c-1111-4222-8333-666666666666"
-OTHER_SECRET = "other~secret.value-0123456789abcdefghijk"
 CSDL = Path("/work/shared/specs/graph-v1.0-Prod.csdl")
 GITHUB = "https://token.actions.githubusercontent.com"
 AUDIENCE = ["api://AzureADTokenExchange"]
@@ -63,27 +66,9 @@ def _trust(monkeypatch: pytest.MonkeyPatch, ca: TestCA, graph: FakeGraph) -> Ite
     graph.clear_faults()
 
 
-def _token(entra: FakeEntra, resource: str, client_id: str = BOT_ID, secret: str = BOT_SECRET) -> str:
-    app = msal.ConfidentialClientApplication(
-        client_id, client_credential=secret, authority=f"{entra.url}/{TENANT}", instance_discovery=False
-    )
-    result = app.acquire_token_for_client(scopes=[f"{resource}/.default"])
-    assert "access_token" in result, result
-    return str(result["access_token"])
-
-
-def _client(ca: TestCA, graph: FakeGraph, token: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=f"{graph.url}/v1.0",
-        verify=ca.client_context(),
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-
-
 @pytest.fixture
 def bot(ca: TestCA, entra: FakeEntra, graph: FakeGraph) -> Iterator[httpx.Client]:
-    with _client(ca, graph, _token(entra, graph.url)) as client:
+    with graph_client(ca, graph, token_for(entra, graph.url)) as client:
         yield client
 
 
@@ -200,7 +185,7 @@ def test_only_an_owner_with_owned_by_may_read_or_write(
     ca: TestCA, entra: FakeEntra, graph: FakeGraph, app: dict[str, Any]
 ) -> None:
     """Application.ReadWrite.OwnedBy reaches only the apps the caller owns: 403 for another app."""
-    with _client(ca, graph, _token(entra, graph.url, OTHER_ID, OTHER_SECRET)) as other:
+    with graph_client(ca, graph, token_for(entra, graph.url, OTHER_ID, OTHER_SECRET)) as other:
         base = f"/applications/{app['id']}/federatedIdentityCredentials"
         assert _error(other.get(base))[:2] == (403, "Authorization_RequestDenied")
         assert _error(other.post(base, json=_fic("mine", "s")))[:2] == (403, "Authorization_RequestDenied")
@@ -212,7 +197,7 @@ def test_the_bots_client_reports_a_lost_answer_and_does_not_resend_the_post(
     """The production GraphClient (its one retry layer): a POST whose answer is lost (504 after
     Graph carried it out) raises OutcomeUnknown after exactly one POST; listing shows the one
     credential; a second create of it is a GraphError with Graph's 409."""
-    token = _token(entra, graph.url)
+    token = token_for(entra, graph.url)
 
     class Bearer(httpx.Auth):
         def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
