@@ -10,6 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.config import Settings
 from bot.core.errors import OAuthBotError, RateLimited, ValidationError
 from bot.core.model import Workload
 from bot.core.validation import (
@@ -21,6 +22,7 @@ from bot.core.validation import (
     validate_new_app,
 )
 from bot.runtime import Services
+from bot.slack import modals
 from bot.slack.ids import Callback, Field
 from handlers.text import state_value
 
@@ -37,6 +39,17 @@ FEDERATED_FIELDS = (
     Field.CREDENTIAL_NAME,
     Field.CREDENTIAL_DESCRIPTION,
 )
+
+
+async def _refuse(ack: AsyncAck, settings: Settings, view: dict[str, Any], error: ValidationError) -> None:
+    """Field errors in the form; but when the sign-in choice changed without the form following
+    it (its fields are not shown, so an error could not sit next to them), the form is updated
+    to show them instead."""
+    shown = {block.get("block_id") for block in view.get("blocks") or []}
+    if all(field in shown for field in error.fields):
+        await ack(response_action="errors", errors=error.fields)
+    else:
+        await ack(response_action="update", view=modals.updated_modal(settings, view))
 
 
 def federated_values(view: dict[str, Any]) -> dict[str, str | None]:
@@ -68,7 +81,7 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             await asyncio.to_thread(intake.check_limits, user_id)
         except ValidationError as error:
-            await ack(response_action="errors", errors=error.fields)
+            await _refuse(ack, settings, view, error)
             return
         except RateLimited as error:
             await ack(response_action="errors", errors={Field.NAME: str(error)})
@@ -115,7 +128,7 @@ def register(app: AsyncApp, services: Services) -> None:
 
 def _federate(app: AsyncApp, services: Services) -> None:
     """The /oauth-app federate form: a federated credential for an app the bot manages."""
-    intake = services.intake
+    settings, intake = services.settings, services.intake
 
     @app.view(Callback.FEDERATE)
     async def federate_submitted(
@@ -132,7 +145,7 @@ def _federate(app: AsyncApp, services: Services) -> None:
             client_id = str(json.loads(view.get("private_metadata") or "{}")["client_id"])
             await asyncio.to_thread(intake.check_limits, user_id)
         except ValidationError as error:
-            await ack(response_action="errors", errors=error.fields)
+            await _refuse(ack, settings, view, error)
             return
         except RateLimited as error:
             await ack(response_action="errors", errors={Field.WORKLOAD: str(error)})

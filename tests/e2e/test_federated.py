@@ -256,6 +256,31 @@ def test_the_form_shows_only_what_each_choice_needs_and_keeps_what_was_typed(
     assert all(c["args"].get("hash") for c in updates), "every update carries the view's hash"
 
 
+def test_a_choice_submitted_without_its_fields_brings_them_up_instead_of_failing(
+    cloud: FakeCloud, slack: SlackDriver
+) -> None:
+    """Should the form be submitted with a sign-in choice whose fields it does not show yet (the
+    update had not come), the answer updates the form to show them, with what was filled kept;
+    filled in, it is filed."""
+    assert slack.command(DEVELOPER, "/oauth-app", "new quick-submit").status_code == 200
+    modal = open_modal(slack, DEVELOPER)
+    response = _submit(slack, DEVELOPER, {SIGN_IN: "Kubernetes service account"})
+    assert response.json()["response_action"] == "update"
+    shown = wait_until(
+        lambda: (m := slack.slack.current_modal(DEVELOPER)) and m["hash"] != modal["hash"] and m,
+        what="the form to show the Kubernetes fields",
+    )
+    assert {"Cluster issuer URL", "Namespace", "Service account"} <= set(_labels(shown))
+    by_id = {b["block_id"]: b for b in shown["blocks"]}
+    assert by_id["name"]["element"]["initial_value"] == "quick-submit"
+    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
+    filed = _submit(
+        slack, DEVELOPER, {"Cluster issuer URL": AKS, "Namespace": "ops", "Service account": "runner"}
+    )
+    assert filed.content in (b"", b"{}"), filed.text
+    assert "system:serviceaccount:ops:runner" in _seen(_card_after(cloud, before))
+
+
 @pytest.mark.parametrize(
     ("workload", "entity", "fields", "field", "says"),
     [
