@@ -24,8 +24,8 @@ def federated_rows(spec: FederatedCredentialSpec) -> list[tuple[str, Any]]:
     """The trust in full: an approver must see exactly which tokens will sign in as the app."""
     return [
         ("Sign-in", f"{WORKLOAD_LABELS[spec.workload]} — federated credential, no secret"),
-        ("Issuer", code(spec.issuer)),
-        ("Subject", code(spec.subject)),
+        ("Issuer", code(spec.issuer) if spec.issuer else None),
+        ("Subject", code(spec.subject) if spec.subject else None),  # (Slack refuses empty text)
         ("Credential name", spec.name),
         ("Audience", ", ".join(spec.audiences)),
     ]
