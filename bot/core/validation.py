@@ -295,6 +295,8 @@ def _git_ref_problem(ref: str, what: str) -> str | None:
         return "That name is too long."
     if "*" in ref:
         return "Wildcards are not allowed: Entra matches the subject exactly. Name one " + what + "."
+    if _has_control_characters(ref):
+        return f"A {what} name cannot contain control or invisible characters."
     if REF_FORBIDDEN.search(ref) or ".." in ref or "@{" in ref or "//" in ref:
         return f"A {what} name cannot contain spaces, '..', '@{{', '//' or any of ~ ^ : ? [ \\."
     if ref.startswith(("/", "-", ".")) or ref.endswith(("/", ".", ".lock")) or ref == "@":
