@@ -876,6 +876,11 @@ class FakeGraph(FakeServer):
         with self.lock:
             return str(self._apps[app_object_id.lower()].federated.create(body)["id"])
 
+    def remove_federated_outside(self, app_object_id: str, credential_id: str) -> None:
+        """A federated credential deleted in the portal or by another tool."""
+        with self.lock:
+            self._apps[app_object_id.lower()].federated.delete(credential_id)
+
     @staticmethod
     def _method_not_allowed() -> NoReturn:
         _fail(405, "Request_BadRequest", "The requested HTTP method is not allowed for this resource.")

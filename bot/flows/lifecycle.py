@@ -261,7 +261,7 @@ class Lifecycle:
         client_ids = sorted({app.client_id for app, *_ in candidates})
         owners = self.store.owners_of(client_ids)
         sent = self.store.reminders_sent(sorted({password.key_id for _, password, *_ in candidates}))
-        federated = self.store.federated_apps(client_ids)
+        federated = {c for c in self.store.federated_apps(client_ids) if self._still_federated(c)}
         return [
             Reminder(
                 client_id=app.client_id,
@@ -279,6 +279,25 @@ class Lifecycle:
             if app.client_id in owners  # else not an app this installation created
             and (password.key_id, threshold) not in sent
         ]
+
+    def _still_federated(self, client_id: str) -> bool:
+        """A federated credential oauth-bot added is still on the app (Graph says so); those
+        removed meanwhile (in the portal) are marked removed."""
+        app = self.store.managed_app(client_id)
+        if app is None:
+            return False
+        try:
+            on_app = {c.id for c in self.graph.list_federated_credentials(app.object_id)}
+        except OAuthBotError as error:
+            log.warning("federated credentials of %s not read: %s", client_id, error)
+            return False
+        still = False
+        for record in self.store.federated(client_id):
+            if record.credential_id in on_app:
+                still = True
+            else:
+                self.store.mark_federated_removed(record.credential_id, self.store.now())
+        return still
 
     def _issued(self, key_id: str) -> bool:
         """oauth-bot issued this secret (only those may be removed from a reminder)."""

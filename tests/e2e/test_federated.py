@@ -543,6 +543,37 @@ def test_an_expiring_secret_of_a_federated_app_can_be_removed_from_its_reminder(
     assert "was removed" in _seen(cloud.slack.dm_messages(DEVELOPER)[-1])
 
 
+def test_no_removal_is_suggested_once_the_federated_credential_is_gone(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, clock: ManualClock
+) -> None:
+    """The federated credential was deleted in the portal: the reminder offers only Rotate now,
+    and oauth-bot's record of the credential is marked removed (the Home no longer lists it)."""
+    assert bot.services is not None
+    secret_app = _secret_app(cloud, bot, slack, "back-to-secrets")
+    client_id, key_id = secret_app.client_id or "", secret_app.key_id or ""
+    app = cloud.graph.app_by_client_id(client_id)
+    assert app is not None
+    card = _federate(cloud, slack, DEVELOPER, client_id, {"Repository": "contoso/back", "Branch": "main"})
+    slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL)
+    assert (
+        wait_for_status(bot, request_id_of(card), Status.COMPLETED, Status.FAILED).status == Status.COMPLETED
+    )
+    [made] = cloud.graph.federated_credentials(app["id"])
+    cloud.graph.remove_federated_outside(app["id"], made["id"])
+
+    clock.advance(timedelta(days=160))
+    bot.services.lifecycle.scan()
+    reminder = next(
+        m
+        for m in cloud.slack.dm_messages(DEVELOPER)
+        if "client secret of app" in m.get("text", "") and key_id in _seen(m)
+    )
+    assert "Remove secret" not in json.dumps(reminder["blocks"]) and "Rotate now" in json.dumps(
+        reminder["blocks"]
+    )
+    assert bot.services.store.federated(client_id) == []
+
+
 def test_a_removal_is_never_filed_for_a_secret_oauth_bot_did_not_issue(
     cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
 ) -> None:
