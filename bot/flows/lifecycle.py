@@ -258,10 +258,9 @@ class Lifecycle:
                     candidates.append((app, password, password.end, left, threshold))
         if not candidates:
             return []
-        client_ids = sorted({app.client_id for app, *_ in candidates})
-        owners = self.store.owners_of(client_ids)
+        owners, trusted = self.store.owners_and_federated(sorted({app.client_id for app, *_ in candidates}))
         sent = self.store.reminders_sent(sorted({password.key_id for _, password, *_ in candidates}))
-        federated = {c for c in self.store.federated_apps(client_ids) if self._still_federated(c)}
+        federated = {c for c in trusted if self._still_federated(c)}
         return [
             Reminder(
                 client_id=app.client_id,

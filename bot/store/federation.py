@@ -33,18 +33,32 @@ class FederationRepository(Database):
             )
             return [entity(FederatedRecord, row) for row in rows]
 
-    def federated_apps(self, client_ids: Sequence[str]) -> set[str]:
-        """Which of these apps have a federated credential oauth-bot added (one query)."""
+    def owners_and_federated(self, client_ids: Sequence[str]) -> tuple[dict[str, list[str]], set[str]]:
+        """The Slack owners of each of these apps (as owners_of), and which of them have a
+        federated credential oauth-bot added: one query (the expiry scan asks once per page)."""
+        owners: dict[str, list[str]] = {}
+        federated: set[str] = set()
         if not client_ids:
-            return set()
-        with self.session() as session:
-            rows = session.scalars(
-                select(FederatedCredentialRow.client_id).where(
-                    FederatedCredentialRow.client_id.in_(list(client_ids)),
-                    FederatedCredentialRow.removed_at.is_(None),
-                )
+            return owners, federated
+        has_federated = (
+            select(FederatedCredentialRow.credential_id)
+            .where(
+                FederatedCredentialRow.client_id == AppOwnerRow.client_id,
+                FederatedCredentialRow.removed_at.is_(None),
             )
-            return set(rows)
+            .exists()
+        )
+        with self.session() as session:
+            rows = session.execute(
+                select(AppOwnerRow.client_id, AppOwnerRow.slack_user_id, has_federated)
+                .where(AppOwnerRow.client_id.in_(list(client_ids)))
+                .order_by(AppOwnerRow.client_id, AppOwnerRow.slack_user_id)
+            )
+            for client_id, slack_user_id, trusted in rows:
+                owners.setdefault(client_id, []).append(slack_user_id)
+                if trusted:
+                    federated.add(client_id)
+        return owners, federated
 
     def federated_of(
         self, *, owner: str | None = None, limit: int = 20
