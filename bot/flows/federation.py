@@ -41,8 +41,8 @@ STEP = "federated_credential"
 def matching(
     existing: list[FederatedCredential], spec: FederatedCredentialSpec
 ) -> FederatedCredential | None:
-    """The credential that already is this trust: the same name and pair, or the same pair
-    (issuer and subject are unique per app, so a second one cannot be made)."""
+    """The credential that already is this trust: the same issuer and subject (unique per app,
+    so a second one could not be made), whatever its name."""
     for credential in existing:
         if credential.issuer == spec.issuer and credential.subject == spec.subject:
             return credential
@@ -158,15 +158,23 @@ class FederationFlow:
         FederatedLimitReached if there is no room for one more."""
         found = matching(existing, spec)
         if found is not None:
-            self.store.audit(
-                "oauth-bot",
-                "federated.adopted",
-                request_id=request.id,
-                client_id=app.client_id,
-                credential_id=found.id,
-                name=found.name,
-                found=why,
-            )
+            known = {
+                str(e.detail.get("credential_id"))
+                for e in self.store.audit_events(request_id=request.id)
+                if e.action in ("federated.added", "federated.adopted")
+            }
+            if found.id not in known:  # (a resumed request finds its own credential: no new event)
+                # Under the name this request chose it was made by this request (its answer lost,
+                # or the process stopped before it came); under another, by someone else.
+                self.store.audit(
+                    "oauth-bot",
+                    "federated.added" if found.name == spec.name else "federated.adopted",
+                    request_id=request.id,
+                    client_id=app.client_id,
+                    credential_id=found.id,
+                    name=found.name,
+                    found=why,
+                )
             return found
         taken = next((c for c in existing if c.name == spec.name), None)
         if taken is not None:

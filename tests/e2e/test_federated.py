@@ -395,8 +395,10 @@ def test_a_create_whose_answer_was_lost_is_read_back_not_sent_again(
     assert len(posts) == 1, "the POST whose answer was lost must not be sent again"
     assert bot.services is not None
     events = bot.services.store.audit_events(request_id=request.id)
-    adopted = [e for e in events if e.action == "federated.adopted"]
-    assert [e.detail["found"] for e in adopted] == ["read back after an answer was lost"]
+    added = [e for e in events if e.action in ("federated.added", "federated.adopted")]
+    assert [(e.action, e.detail.get("found")) for e in added] == [
+        ("federated.added", "read back after an answer was lost")
+    ]
     assert "AADSTS70021" in _seen(cloud.slack.dm_messages(DEVELOPER)[-1])
 
 
@@ -465,6 +467,32 @@ def test_federate_adds_a_credential_to_an_existing_app_after_approval_and_show_l
         what="the App Home to list the federated credential",
     )
     assert "no secret" in _seen(home)
+
+
+def test_a_trust_already_on_the_app_is_adopted_not_doubled(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """The same issuer and subject were added in the portal under another name: approval adopts
+    that credential (Entra allows the pair once per app) — no POST, the audit says adopted."""
+    secret_app = _secret_app(cloud, bot, slack, "already-trusted")
+    app = cloud.graph.app_by_client_id(secret_app.client_id or "")
+    assert app is not None
+    subject = "repo:contoso/trusted:ref:refs/heads/main"
+    portal = cloud.graph.add_federated_outside(app["id"], "added-in-portal", GITHUB, subject)
+    card = _federate(
+        cloud, slack, DEVELOPER, app["appId"], {"Repository": "contoso/trusted", "Branch": "main"}
+    )
+    mark = len(cloud.graph.calls)
+    slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL)
+    request = wait_for_status(bot, request_id_of(card), Status.COMPLETED, Status.FAILED)
+    assert request.status == Status.COMPLETED, request.error
+    assert [c["id"] for c in cloud.graph.federated_credentials(app["id"])] == [portal]
+    assert not [c for c in _graph_calls(cloud, mark) if c[0] == "POST" and "federatedIdentity" in c[1]]
+    assert bot.services is not None
+    events = bot.services.store.audit_events(request_id=request.id)
+    assert [(e.action, e.detail["credential_id"]) for e in events if e.action.startswith("federated.")] == [
+        ("federated.adopted", portal)
+    ]
 
 
 def test_the_twenty_credential_limit_is_explained_before_anything_is_sent(
