@@ -17,10 +17,9 @@ from bot.core.validation import (
     MAX_DENY_REASON,
     MAX_JUSTIFICATION,
     has_bad_multiline_characters,
-    parse_workload,
-    validate_federated,
     validate_new_app,
 )
+from bot.core.workloads import parse_workload, validate_federated
 from bot.runtime import Services
 from bot.slack import modals
 from bot.slack.ids import Callback, Field

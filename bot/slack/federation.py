@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.core.model import FederatedCredentialSpec, FederationReady, Kind, Request, Workload
-from bot.core.validation import WORKLOAD_LABELS
+from bot.core.workloads import WORKLOAD_LABELS
 from bot.slack.views import Message, code, dicts, facts, text
 
 

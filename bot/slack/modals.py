@@ -22,13 +22,8 @@ from slack_sdk.models.views import View
 
 from bot.config import Settings
 from bot.core.model import Workload
-from bot.core.validation import (
-    AUDIENCE_LABELS,
-    GITHUB_ENTITIES,
-    PLATFORM_LABELS,
-    WORKLOAD_LABELS,
-    lifetime_label,
-)
+from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
+from bot.core.workloads import GITHUB_ENTITIES, WORKLOAD_LABELS
 from bot.slack.ids import Action, Callback, Field
 
 # What a view_submission's state holds for an element → what sets it when the view is built.

@@ -6,7 +6,7 @@ import pytest
 
 from bot.core.errors import ValidationError
 from bot.core.model import FEDERATED_AUDIENCE, GITHUB_ISSUER, Workload
-from bot.core.validation import credential_name_from, validate_federated
+from bot.core.workloads import credential_name_from, validate_federated
 
 
 def _errors(workload: Workload, **values: str) -> dict[str, str]:
