@@ -4,7 +4,8 @@ A developer asks for an app in Slack, an admin approves it, the bot creates the 
 registration in (fake) Entra ID, puts the secret value into (fake) Key Vault and DMs the
 developer the IDs and the vault link. Then the secret is rotated (the old one kept for the
 grace period, then removed), an expiry reminder arrives with its Rotate button, and the App
-Home shows it all. The bot's clock is moved by hand between acts. No Slack or Azure account is
+Home shows it all. Last, a second app for a GitHub Actions workflow that needs no secret at all
+(a federated credential). The bot's clock is moved by hand between acts. No Slack or Azure account is
 needed. `--step` pauses between acts; every card also gets a Block Kit Builder link.
 """
 
@@ -262,3 +263,45 @@ def _after_delivery(
     _wait(lambda: len(cloud.slack.api_calls("views.publish")) > published, "the Home tab")
     home = cloud.slack.home_view(DEVELOPER) or {"blocks": []}
     _box("App Home", render(home["blocks"]), home)
+    _secretless(cloud, slack, acts)
+
+
+def _secretless(cloud: FakeCloud, slack: SlackDriver, acts: _Acts) -> None:
+    """A GitHub Actions workflow that signs in with its own OIDC token: a federated credential."""
+    acts.next(f"{_name(DEVELOPER)} asks for an app for a GitHub Actions deploy job: no secret needed.")
+    slack.command(DEVELOPER, "/oauth-app", "new deploy-pipeline")
+    modal = _wait(lambda: cloud.slack.current_modal(DEVELOPER), "the modal")
+    for choice in ("GitHub Actions", "Environment"):  # each choice updates the form in place
+        shown = modal["hash"]
+        slack.select(DEVELOPER, choice, view=modal)
+
+        def updated(before: str = shown) -> dict[str, Any] | None:
+            current = cloud.slack.current_modal(DEVELOPER)
+            return current if current and current["hash"] != before else None
+
+        modal = _wait(updated, "the form to update")
+    _box("Modal: " + modal["title"]["text"], render(modal["blocks"]), modal)
+    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
+    slack.submit(
+        DEVELOPER,
+        modal,
+        {
+            "Repository": "contoso/deploy-pipeline",
+            "Environment": "production",
+            "Justification": "The production deploy job publishes to Azure.",
+        },
+    )
+    card = _wait(lambda: cloud.slack.messages(APPROVAL_CHANNEL)[before:], "the approval card")[-1]
+    _box("#oauth-approvals", render(card["blocks"]), card)
+    slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL)
+    dm = _wait(
+        lambda: [m for m in cloud.slack.dm_messages(DEVELOPER) if "no secret" in m.get("text", "")],
+        "the DM with the snippet",
+    )[-1]
+    _box(f"DM to {_name(DEVELOPER)}", render(dm["blocks"]), dm)
+    app = next(a for a in cloud.graph.apps() if a["displayName"] == "deploy-pipeline")
+    secrets, trusts = cloud.graph.passwords(app["id"]), cloud.graph.federated_credentials(app["id"])
+    print(
+        f"Entra ID: '{app['displayName']}' has {len(secrets)} client secrets and {len(trusts)} "
+        "federated credential; Key Vault has nothing for it."
+    )

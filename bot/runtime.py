@@ -24,6 +24,7 @@ from bot.engine.runner import BoundaryHook, Runner, new_worker_id, no_hook
 from bot.engine.scheduler import Scheduler
 from bot.engine.worker import Worker
 from bot.flows.approvals import Approvals
+from bot.flows.federation import FederationFlow
 from bot.flows.intake import Intake
 from bot.flows.issuance import SecretIssuer
 from bot.flows.lifecycle import Lifecycle
@@ -31,6 +32,7 @@ from bot.flows.lifetimes import TenantLimits
 from bot.flows.new_app import NewAppFlow
 from bot.flows.outcomes import Outcomes
 from bot.flows.read_access import ReadAccessFlow
+from bot.flows.removal import RemovalFlow
 from bot.flows.retirement import Retirement
 from bot.flows.rotation import RotationFlow
 from bot.logs import redact_value
@@ -185,8 +187,11 @@ def build(
         granted_roles=roles,
         outcomes=outcomes,
     )
+    federation = FederationFlow(settings=settings, store=store, graph=graph, steps=runner, outcomes=outcomes)
+    removal = RemovalFlow(
+        store=store, graph=graph, vault=vault, notifier=notifier, steps=runner, outcomes=outcomes
+    )
     new_app = NewAppFlow(
-        settings=settings,
         store=store,
         graph=graph,
         notifier=notifier,
@@ -195,6 +200,7 @@ def build(
         issuer=issuer,
         outcomes=outcomes,
         pool=step_pool,
+        federation=federation,
         read_access=read_access,
     )
     rotation = RotationFlow(
@@ -207,7 +213,13 @@ def build(
         read_access=read_access,
     )
     runner.connect(
-        {Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run, Kind.READ_ACCESS: read_access.run},
+        {
+            Kind.NEW_APP: new_app.run,
+            Kind.ROTATE: rotation.run,
+            Kind.READ_ACCESS: read_access.run,
+            Kind.FEDERATE: federation.run,
+            Kind.REMOVE_SECRET: removal.run,
+        },
         on_failure=outcomes.fail,
     )
     approvals = Approvals(

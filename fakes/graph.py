@@ -29,6 +29,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from fakes.base import FakeServer, Request, Response
 from fakes.entra import FakeEntra, service_principal_object_id
+from fakes.graph_federation import FEDERATED_PROPERTIES, FederatedCredentials, FederatedFailure
 from fakes.graph_policies import AppManagement, Refusal, SignIn, SignInLog, password_restrictions
 from fakes.tls import TestCA
 
@@ -412,6 +413,7 @@ class _App:
     props: dict[str, Any]  # settable properties as stored; values are replaced, never mutated
     owners: list[str] = field(default_factory=list)
     passwords: list[_Password] = field(default_factory=list)
+    federated: FederatedCredentials = field(default_factory=FederatedCredentials)
     index: int = -1
 
     @property
@@ -883,6 +885,8 @@ class FakeGraph(FakeServer):
                 return self._delete_app(claims, key)
             self._method_not_allowed()
         action = rest[0]
+        if action.startswith("federatedIdentityCredentials"):
+            return self._federated(request, claims, method, key, rest)
         if action == "addPassword" and len(rest) == 1 and method == "POST":
             return 200, self._add_password(request, claims, key)
         if action == "removePassword" and len(rest) == 1 and method == "POST":
@@ -907,6 +911,80 @@ class FakeGraph(FakeServer):
         if action in ("addPassword", "removePassword", "owners", "appManagementPolicies"):
             self._method_not_allowed()
         _bad(f"Resource not found for the segment '{action}'.", "BadRequest")
+
+    def _federated(
+        self, request: Request, claims: dict[str, Any], method: str, key: tuple[str, str], rest: list[str]
+    ) -> tuple[int, Any]:
+        """/applications/{id}/federatedIdentityCredentials[/{id or name} | (name='…')]."""
+        segment = _SEGMENT.match(rest[0])
+        if segment is None or segment["name"] != "federatedIdentityCredentials" or len(rest) > 2:
+            _bad(f"Resource not found for the segment '{rest[0]}'.", "BadRequest")
+        by_name = segment["value"] is not None
+        if by_name and (segment["key"] or "name") != "name":
+            _bad(
+                f"The key property '{segment['key']}' is not an alternate key of "
+                "federatedIdentityCredential.",
+                "BadRequest",
+            )
+        item = segment["value"].replace("''", "'") if by_name else (rest[1] if len(rest) == 2 else None)
+        if by_name and len(rest) == 2:
+            _bad(f"Resource not found for the segment '{rest[1]}'.", "BadRequest")
+        select = self._select(request, FEDERATED_PROPERTIES, "federatedIdentityCredential")
+        context = f"{self.url}/v1.0/$metadata#applications('{{}}')/federatedIdentityCredentials"
+        with self.lock:
+            app = self._resolve_app(key)
+            self._require_replicated(app)
+            writing = method != "GET"
+            if not (self._can_write(claims, app) if writing else self._can_read(claims, app)):
+                _denied()
+            credentials = app.federated
+            try:
+                if item is None:
+                    if method == "GET":
+                        return 200, {
+                            "@odata.context": context.format(app.id),
+                            "value": [_project(c, select) for c in credentials.items],
+                        }
+                    if method == "POST":
+                        made = credentials.create(_json_object(request))
+                        return 201, {"@odata.context": context.format(app.id) + "/$entity", **made}
+                    self._method_not_allowed()
+                if method == "GET":
+                    found = _project(credentials.resolve(item), select)
+                    return 200, {"@odata.context": context.format(app.id) + "/$entity", **found}
+                if method == "DELETE":
+                    credentials.delete(item)
+                    return 204, None
+                if method == "PATCH":
+                    if by_name and credentials.find(item) is None:  # Upsertable (the CSDL)
+                        made = credentials.create(_json_object(request), name=item)
+                        return 201, {"@odata.context": context.format(app.id) + "/$entity", **made}
+                    credentials.update(item, _json_object(request))
+                    return 204, None
+                self._method_not_allowed()
+            except FederatedFailure as failure:
+                _fail(failure.status, failure.code, failure.message)
+
+    def federated_credentials(self, app_object_id: str) -> list[dict[str, Any]]:
+        """The app's federated identity credentials, as Graph would list them."""
+        with self.lock:
+            return [dict(c) for c in self._apps[app_object_id.lower()].federated.items]
+
+    def add_federated_outside(self, app_object_id: str, name: str, issuer: str, subject: str) -> str:
+        """A federated credential added in the portal or by another tool; returns its id."""
+        body = {
+            "name": name,
+            "issuer": issuer,
+            "subject": subject,
+            "audiences": ["api://AzureADTokenExchange"],
+        }
+        with self.lock:
+            return str(self._apps[app_object_id.lower()].federated.create(body)["id"])
+
+    def remove_federated_outside(self, app_object_id: str, credential_id: str) -> None:
+        """A federated credential deleted in the portal or by another tool."""
+        with self.lock:
+            self._apps[app_object_id.lower()].federated.delete(credential_id)
 
     @staticmethod
     def _method_not_allowed() -> NoReturn:

@@ -250,6 +250,8 @@ class _BlockChecker:
         elif kind == "rich_text":
             self.rich_text(block, pointer)
         elif kind == "input":
+            if "dispatch_action" in block and not isinstance(block["dispatch_action"], bool):
+                self.fail("must be a boolean", f"{pointer}/dispatch_action")
             self.text(block.get("label"), f"{pointer}/label", limit=2000, plain=True)
             self.text(block.get("hint"), f"{pointer}/hint", limit=2000, plain=True, required=False)
             element = block.get("element")

@@ -155,9 +155,13 @@ class SlackDriver(SlackPayloads):
         message: JSON | None = None,
         channel: str | None = None,
         view: JSON | None = None,
+        typed: dict[str, object] | None = None,
     ) -> httpx.Response:
-        """Pick an option of a static_select / overflow / radio_buttons outside input blocks."""
-        payload = self.select_payload(user_id, option_text, message=message, channel=channel, view=view)
+        """Pick an option of a static_select / overflow / radio_buttons outside input blocks, or
+        in an input block with dispatch_action (`typed`: the view's other inputs so far, by label)."""
+        payload = self.select_payload(
+            user_id, option_text, message=message, channel=channel, view=view, typed=typed
+        )
         return self._send_payload(payload)
 
     # --- Events API -------------------------------------------------------------------------

@@ -361,12 +361,14 @@ class SlackPayloads:
                     seen.extend(describe(element))
         raise LookupError(f"no {what}; present: {seen}")
 
-    def _action_payload(self, user_id: str, surface: JSON, action: JSON) -> JSON:
+    def _action_payload(
+        self, user_id: str, surface: JSON, action: JSON, typed: dict[str, object] | None = None
+    ) -> JSON:
         payload = self._base("block_actions", user_id)
         payload["trigger_id"] = self.slack.issue_trigger(user_id)
         if surface["kind"] == "view":
             live = copy.deepcopy(surface["view"])
-            live["state"] = {"values": self.state_values(live["blocks"], validate=False)}
+            live["state"] = {"values": self.state_values(live["blocks"], typed, validate=False)}
             payload["container"] = {"type": "view", "view_id": live["id"]}
             payload["view"] = live
         else:
@@ -439,9 +441,13 @@ class SlackPayloads:
         message: JSON | None = None,
         channel: str | None = None,
         view: JSON | None = None,
+        typed: dict[str, object] | None = None,
     ) -> JSON:
         """The block_actions payload of picking an option of a static_select / overflow /
-        radio_buttons outside input blocks."""
+        radio_buttons outside input blocks, or inside an input block that has `dispatch_action`
+        (Slack sends nothing for a choice in any other input block: it is only part of the
+        view's state at submission). `typed`: what the person has entered in the view's other
+        inputs so far, by label (it is in the payload's view.state)."""
         kinds = ("static_select", "overflow", "radio_buttons")
 
         def has_option(element: JSON) -> bool:
@@ -464,6 +470,14 @@ class SlackPayloads:
             channel=channel,
             view=view,
         )
+        typed = dict(typed or {})
+        if block.get("type") == "input":
+            if block.get("dispatch_action") is not True:
+                raise LookupError(
+                    f"{_text(block.get('label'))!r} is in an input block without dispatch_action: "
+                    "Slack sends the app no block_actions for it"
+                )
+            typed[_text(block.get("label"))] = option_text
         action: JSON = {
             "action_id": element["action_id"],
             "block_id": block["block_id"],
@@ -472,7 +486,7 @@ class SlackPayloads:
         }
         if element.get("placeholder"):
             action["placeholder"] = copy.deepcopy(element["placeholder"])
-        return self._action_payload(user_id, surface, action)
+        return self._action_payload(user_id, surface, action, typed)
 
     # --- Events API -------------------------------------------------------------------------
     def event_callback(self, event: JSON, *, event_id: str | None = None) -> JSON:

@@ -6,14 +6,16 @@ import asyncio
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import is_admin
 from bot.core.errors import OAuthBotError, SecretRemovalNeedsConfirmation
 from bot.core.model import Status
+from bot.core.policy import POLICY_CAP
 from bot.runtime import Services
 from bot.slack import cards, modals, retirement
-from bot.slack.ids import Action
+from bot.slack.ids import Action, Field
 from handlers.text import error_text, read_access_answer, waiting_for
 
 
@@ -44,6 +46,7 @@ def register(app: AsyncApp, services: Services) -> None:
     _decisions(app, services)
     _secrets(app, services)
     _retirement(app, services)
+    _forms(app, services)
 
 
 def _retirement(app: AsyncApp, services: Services) -> None:
@@ -72,6 +75,30 @@ def _retirement(app: AsyncApp, services: Services) -> None:
     async def keep_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         await decide(body, client, remove=False)
+
+
+
+
+def _forms(app: AsyncApp, services: Services) -> None:
+    """A choice in a form that changes which fields it shows: the form is updated in place."""
+    settings = services.settings
+
+    async def update_form(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        view = body.get("view") or {}
+        try:
+            # The hash: if the form changed meanwhile (a quicker second choice), Slack keeps that one.
+            limit = await asyncio.to_thread(services.tenant_limits.for_form)  # cached for an hour
+            updated = modals.updated_modal(
+                settings, view, limit.within(settings.policy.offered_max_days("new_app"), POLICY_CAP)
+            )
+            await client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)
+        except SlackApiError as error:
+            if error.response.get("error") != "hash_conflict":
+                raise
+
+    for field in (Field.WORKLOAD, Field.GITHUB_ENTITY):
+        app.action({"block_id": field, "action_id": Action.VALUE})(update_form)
 
 
 def _decisions(app: AsyncApp, services: Services) -> None:
@@ -186,6 +213,26 @@ def _secrets(app: AsyncApp, services: Services) -> None:
             await _tell(client, body, error)
             return
         await _tell(client, body, read_access_answer(answer, str(services.settings.key_vault_url)))
+
+    @app.action(Action.REMOVE_SECRET)
+    async def remove_secret_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        try:
+            request = await asyncio.to_thread(
+                intake.submit_secret_removal,
+                requester_id=body["user"]["id"],
+                team_id=(body.get("team") or {}).get("id"),
+                key_id=_value(body),
+            )
+        except OAuthBotError as error:
+            await _tell(client, body, error)
+            return
+        await _tell(
+            client,
+            body,
+            f"Removal request #{request.id} is waiting for an admin's approval; "
+            "the secret stays valid until then.",
+        )
 
     @app.action(Action.ROTATE_NOW)
     async def rotate_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -62,6 +62,8 @@ def _oauth_app(app: AsyncApp, services: Services) -> None:
                         "Please run the command again.",
                         response_type="ephemeral",
                     )
+            case "federate":
+                await _open_federate_form(services, ack, command, client, respond, rest)
             case "list":
                 await ack()
                 everyone = rest.strip().lower() == "all"
@@ -79,7 +81,7 @@ def _oauth_app(app: AsyncApp, services: Services) -> None:
                 await ack()
                 try:
                     found = await asyncio.to_thread(lifecycle.find_visible, user_id, rest)
-                    details = await asyncio.to_thread(lifecycle.app_view, found)
+                    details = await asyncio.to_thread(lifecycle.app_view, found, federated=True)
                 except OAuthBotError as error:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
@@ -88,6 +90,32 @@ def _oauth_app(app: AsyncApp, services: Services) -> None:
                 await ack(text=USAGE)
             case _:
                 await ack(text=f"Unknown subcommand {inert(subcommand)}.\n\n{USAGE}")
+
+
+async def _open_federate_form(
+    services: Services,
+    ack: AsyncAck,
+    command: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    target: str,
+) -> None:
+    """/oauth-app federate <app>: the form, for an app this person may manage (owners, admins)."""
+    if not target.strip():
+        await ack(text="Name the app: `/oauth-app federate &lt;client-id or app name&gt;`")
+        return
+    await ack()
+    try:
+        found = await asyncio.to_thread(services.intake.app_to_federate, command["user_id"], target)
+        view = modals.federate_modal(client_id=found.client_id, app_name=found.display_name)
+        await client.views_open(trigger_id=command["trigger_id"], view=view)
+    except OAuthBotError as error:
+        await respond(text=error_text(error), response_type="ephemeral")
+    except SlackApiError as error:
+        await respond(
+            text=f"Could not open the form ({error.response.get('error')}). Please run the command again.",
+            response_type="ephemeral",
+        )
 
 
 def _oauth_secret(app: AsyncApp, services: Services) -> None:

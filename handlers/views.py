@@ -10,18 +10,62 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.config import Settings
 from bot.core.errors import OAuthBotError, RateLimited, RemoteError, ValidationError
-from bot.core.model import Status
+from bot.core.lifetimes import UNKNOWN, PasswordLimit
+from bot.core.model import Status, Workload
 from bot.core.policy import POLICY_CAP
-from bot.core.validation import MAX_DENY_REASON, has_bad_multiline_characters, validate_new_app
+from bot.core.validation import (
+    MAX_DENY_REASON,
+    MAX_JUSTIFICATION,
+    has_bad_multiline_characters,
+    validate_new_app,
+)
+from bot.core.workloads import parse_workload, validate_federated
 from bot.runtime import Services
+from bot.slack import modals
 from bot.slack.ids import Callback, Field
 from handlers.text import state_value
 
 log = logging.getLogger(__name__)
+FEDERATED_FIELDS = (
+    Field.GITHUB_REPOSITORY,
+    Field.GITHUB_ENTITY,
+    Field.GITHUB_REF,
+    Field.K8S_ISSUER,
+    Field.K8S_NAMESPACE,
+    Field.K8S_SERVICE_ACCOUNT,
+    Field.OIDC_ISSUER,
+    Field.OIDC_SUBJECT,
+    Field.CREDENTIAL_NAME,
+    Field.CREDENTIAL_DESCRIPTION,
+)
+
+
+async def _refuse(
+    ack: AsyncAck,
+    settings: Settings,
+    view: dict[str, Any],
+    error: ValidationError,
+    limit: PasswordLimit = UNKNOWN,
+) -> None:
+    """Field errors in the form; but when the sign-in choice changed without the form following
+    it (its fields are not shown, so an error could not sit next to them), the form is updated
+    to show them instead."""
+    shown = {block.get("block_id") for block in view.get("blocks") or []}
+    if all(field in shown for field in error.fields):
+        await ack(response_action="errors", errors=error.fields)
+    else:
+        await ack(response_action="update", view=modals.updated_modal(settings, view, limit))
+
+
+def federated_values(view: dict[str, Any]) -> dict[str, str | None]:
+    """The federated credential's fields of a form, by field name (those not shown are None)."""
+    return {str(field): state_value(view, field) for field in FEDERATED_FIELDS}
 
 
 def register(app: AsyncApp, services: Services) -> None:
+    _federate(app, services)
     settings, intake = services.settings, services.intake
 
     @app.view(Callback.NEW_APP)
@@ -29,11 +73,12 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         user_id = body["user"]["id"]
+        tenant = await asyncio.to_thread(services.tenant_limits.for_form)  # cached for an hour
+        limit = tenant.within(settings.policy.offered_max_days("new_app"), POLICY_CAP)
         try:
-            limit = await asyncio.to_thread(services.tenant_limits.for_form)  # cached for an hour
             data = validate_new_app(
                 settings,
-                limit.within(settings.policy.offered_max_days("new_app"), POLICY_CAP),
+                limit,
                 name=state_value(view, Field.NAME),
                 audience=state_value(view, Field.AUDIENCE),
                 redirect_uri=state_value(view, Field.REDIRECT_URI),
@@ -41,10 +86,12 @@ def register(app: AsyncApp, services: Services) -> None:
                 secret_description=state_value(view, Field.SECRET_DESCRIPTION),
                 secret_days=state_value(view, Field.SECRET_EXPIRY),
                 justification=state_value(view, Field.JUSTIFICATION),
+                workload=state_value(view, Field.WORKLOAD),
+                **federated_values(view),
             )
             await asyncio.to_thread(intake.check_new_app, requester_id=user_id, data=data)
         except ValidationError as error:
-            await ack(response_action="errors", errors=error.fields)
+            await _refuse(ack, settings, view, error, limit)
             return
         except (RateLimited, RemoteError) as error:
             await ack(response_action="errors", errors={Field.NAME: str(error)})
@@ -92,3 +139,44 @@ def register(app: AsyncApp, services: Services) -> None:
             await asyncio.to_thread(intake.deny, request_id, actor=user_id, reason=reason)
         except OAuthBotError as error:
             await client.chat_postMessage(channel=user_id, text=f"Not denied: {error}")
+
+
+def _federate(app: AsyncApp, services: Services) -> None:
+    """The /oauth-app federate form: a federated credential for an app the bot manages."""
+    settings, intake = services.settings, services.intake
+
+    @app.view(Callback.FEDERATE)
+    async def federate_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        user_id = body["user"]["id"]
+        workload = parse_workload(state_value(view, Field.WORKLOAD)) or Workload.GITHUB
+        reason = (state_value(view, Field.JUSTIFICATION) or "").strip()
+        try:
+            spec = validate_federated(workload, federated_values(view))
+            if len(reason) > MAX_JUSTIFICATION or has_bad_multiline_characters(reason):
+                limit = f"Use at most {MAX_JUSTIFICATION} characters, no control characters."
+                raise ValidationError({Field.JUSTIFICATION: limit})
+            client_id = str(json.loads(view.get("private_metadata") or "{}")["client_id"])
+            await asyncio.to_thread(intake.check_limits, user_id)
+        except ValidationError as error:
+            await _refuse(ack, settings, view, error)
+            return
+        except RateLimited as error:
+            await ack(response_action="errors", errors={Field.WORKLOAD: str(error)})
+            return
+        except (ValueError, KeyError, TypeError):
+            await ack(response_action="errors", errors={Field.WORKLOAD: "This form is out of date."})
+            return
+        await ack()
+        try:
+            await asyncio.to_thread(
+                intake.submit_federation,
+                requester_id=user_id,
+                team_id=(body.get("team") or {}).get("id"),
+                client_id=client_id,
+                spec=spec,
+                justification=reason,
+            )
+        except OAuthBotError as error:
+            await client.chat_postMessage(channel=user_id, text=f"Your request could not be filed: {error}")

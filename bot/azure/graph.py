@@ -21,6 +21,8 @@ from bot.core.lifetimes import AppManagementPolicy
 from bot.core.model import (
     Application,
     CredentialUsage,
+    FederatedCredential,
+    FederatedCredentialSpec,
     NewPassword,
     PasswordCredential,
     SecretValue,
@@ -50,6 +52,17 @@ def application_from_graph(data: dict[str, Any]) -> Application:
         display_name=str(data.get("displayName") or ""),
         sign_in_audience=str(data.get("signInAudience") or ""),
         passwords=tuple(password_from_graph(p) for p in data.get("passwordCredentials") or ()),
+    )
+
+
+def federated_from_graph(data: dict[str, Any]) -> FederatedCredential:
+    return FederatedCredential(
+        id=str(data["id"]),
+        name=str(data["name"]),
+        issuer=str(data.get("issuer") or ""),
+        subject=str(data.get("subject") or ""),
+        audiences=tuple(str(a) for a in data.get("audiences") or ()),
+        description=str(data.get("description") or ""),
     )
 
 
@@ -255,6 +268,60 @@ class GraphClient:
             app = self.get_application(object_id)
             if app is not None and any(p.key_id == key_id for p in app.passwords):
                 raise _error(response, "remove client secret")
+
+    # --- federated identity credentials -----------------------------------------------
+    def list_federated_credentials(self, object_id: str) -> list[FederatedCredential]:
+        """Every federated identity credential of the app (at most 20: one page)."""
+        response = self._call(
+            "GET",
+            f"/applications/{quote(object_id, safe='')}/federatedIdentityCredentials",
+            "read federated credentials",
+            retry_replication=True,
+        )
+        return [federated_from_graph(item) for item in response.json().get("value", [])]
+
+    def get_federated_credential(self, object_id: str, name: str) -> FederatedCredential | None:
+        """One federated credential by its name (or id), or None."""
+        response = self._call(
+            "GET",
+            f"/applications/{quote(object_id, safe='')}/federatedIdentityCredentials/{quote(name, safe='')}",
+            "read federated credential",
+            ok=(200, 404),
+        )
+        return None if response.status_code == HTTPStatus.NOT_FOUND else federated_from_graph(response.json())
+
+    def add_federated_credential(self, object_id: str, spec: FederatedCredentialSpec) -> FederatedCredential:
+        """Create a federated credential. Not idempotent (a POST carried out twice is refused the
+        second time, or, with another name, makes a twin): a lost answer raises OutcomeUnknown and
+        the caller lists the app's credentials to see whether it was made."""
+        body: dict[str, Any] = {
+            "name": spec.name,
+            "issuer": spec.issuer,
+            "subject": spec.subject,
+            "audiences": list(spec.audiences),
+        }
+        if spec.description:
+            body["description"] = spec.description
+        response = self._call(
+            "POST",
+            f"/applications/{quote(object_id, safe='')}/federatedIdentityCredentials",
+            "add federated credential",
+            json=body,
+            retry_replication=True,
+            idempotent=False,
+            ok=(201,),
+        )
+        return federated_from_graph(response.json())
+
+    def delete_federated_credential(self, object_id: str, credential_id: str) -> None:
+        """Delete a federated credential; one already gone counts as deleted."""
+        self._call(
+            "DELETE",
+            f"/applications/{quote(object_id, safe='')}/federatedIdentityCredentials/"
+            f"{quote(credential_id, safe='')}",
+            "delete federated credential",
+            ok=(204, 404),
+        )
 
     # --- service principal and owners -------------------------------------------------
     def ensure_service_principal(self, client_id: str) -> str:

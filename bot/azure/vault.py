@@ -182,6 +182,22 @@ class Vault:
             return None
         return StoredVersion(str(properties.version), dict(properties.tags or {}))
 
+    def retire(self, reference: VaultReference, *, whole_secret: bool) -> None:
+        """A value nobody may use any more: the whole secret deleted (soft: recoverable for the
+        vault's retention period) when no other version holds a live value, else this version
+        disabled. A secret already gone counts as done."""
+        try:
+            if whole_secret:
+                self._client.begin_delete_secret(reference.name).wait()
+            else:
+                self._client.update_secret_properties(reference.name, reference.version, enabled=False)
+        except ResourceNotFoundError:
+            return
+        except HttpResponseError as error:
+            raise _vault_error("remove the secret value", error) from None
+        except AzureError as error:
+            raise _vault_failure("remove the secret value", error) from None
+
     def check_access(self) -> None:
         """Make one authenticated call (warms the auth challenge; used by start-up and doctor)."""
         try:

@@ -9,6 +9,8 @@
     ├── RateLimited              too many open requests / requests this hour
     ├── SecretLimitReached       the app holds the most client secrets its audience allows
     ├── SecretRemovalNeedsConfirmation  the secret to remove was not issued by oauth-bot
+    ├── FederatedLimitReached    the app holds Entra's 20 federated identity credentials
+    ├── FederatedConflict        the credential's name is taken on the app by another trust
     ├── CardNotPosted            the approval card could not be posted, so the request was failed
     └── RemoteError              a remote service failed (after retries)
         ├── GraphError           Microsoft Graph answered an error
@@ -81,6 +83,14 @@ class SecretRemovalNeedsConfirmation(OAuthBotError):
             f'The oldest client secret of {app_name}, "{secret.display_name}" (Secret ID {secret.key_id}), '
             "was not issued by oauth-bot, so oauth-bot removes it only when an oauth-bot admin confirms."
         )
+
+
+class FederatedLimitReached(OAuthBotError):
+    code = "federated_limit_reached"
+
+
+class FederatedConflict(OAuthBotError):
+    code = "federated_conflict"
 
 
 class CardNotPosted(OAuthBotError):

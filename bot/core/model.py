@@ -32,6 +32,56 @@ class Kind(enum.StrEnum):
     NEW_APP = "new_app"
     ROTATE = "rotate"
     READ_ACCESS = "read_access"  # on-demand read access that the approval policy wants approved
+    FEDERATE = "federate"  # a federated identity credential on an app the bot manages
+    REMOVE_SECRET = "remove_secret"  # drop an oauth-bot-issued secret the app no longer needs
+
+
+# --- workload identity federation -----------------------------------------------------------
+FEDERATED_AUDIENCE = "api://AzureADTokenExchange"  # Entra's one audience for token exchange
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+KUBERNETES_SUBJECT_PREFIX = "system:serviceaccount:"
+MAX_FEDERATED_CREDENTIALS = 20  # Entra's limit per application
+
+
+class Workload(enum.StrEnum):
+    """How a workload signs in: with a client secret, or with a token of its own (federated)."""
+
+    SECRET = "secret"
+    GITHUB = "github"
+    KUBERNETES = "kubernetes"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class FederatedCredentialSpec:
+    """A federated identity credential to add: tokens from `issuer` whose `sub` is `subject`
+    may sign in as the app; no secret exists."""
+
+    name: str
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...] = (FEDERATED_AUDIENCE,)
+    description: str = ""
+
+    @property
+    def workload(self) -> Workload:
+        if self.issuer == GITHUB_ISSUER:
+            return Workload.GITHUB
+        if self.subject.startswith(KUBERNETES_SUBJECT_PREFIX):
+            return Workload.KUBERNETES
+        return Workload.OTHER
+
+
+@dataclass(frozen=True)
+class FederatedCredential:
+    """A federated identity credential as Entra holds it."""
+
+    id: str
+    name: str
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...]
+    description: str = ""
 
 
 class Status(enum.StrEnum):
@@ -95,6 +145,7 @@ class Request:
     lifetime_note: str | None = None  # how a policy capped secret_days ("capped at 90 days by ...")
     redirect_uri: str | None = None
     redirect_platform: str | None = None
+    federated: FederatedCredentialSpec | None = None  # None: a client secret (the default)
     id: int = 0
     uid: str = ""
     status: Status = Status.PENDING
@@ -190,6 +241,20 @@ class Credential:
     retire_state: RetireState | None = None  # None: removed when the grace period ends
     check_after: datetime | None = None  # WATCHING: when its use is checked again
     last_sign_in: datetime | None = None  # the last use the sign-in report showed
+
+
+@dataclass
+class FederatedRecord:
+    """A federated identity credential oauth-bot added (and so may list and remove)."""
+
+    credential_id: str
+    client_id: str
+    name: str
+    issuer: str
+    subject: str
+    request_id: int
+    created_at: datetime | None = None
+    removed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -344,6 +409,16 @@ class IssuedSecret:
     verified: bool | None = None
     read_access: ReadAccess | None = None  # None: the feature is off
     read_until: datetime | None = None  # with GRANTED: None means until removed
+
+
+@dataclass(frozen=True)
+class FederationReady:
+    """What the requester of a federated credential is told: the IDs and the trust, no secret."""
+
+    app: Application
+    tenant_id: str
+    credential: FederatedCredential
+    authority: str  # https://login.microsoftonline.com/{tenant} (the cloud's login host)
 
 
 def require_status(request: Request, *allowed: str) -> None:

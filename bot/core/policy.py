@@ -34,9 +34,13 @@ POLICY_CAP = "the approval policy"  # whose cap it is when a rule's max_days sho
 
 
 def policy_kind(request: Request) -> str:
-    """The policy file's kind of a request: the one place a Kind becomes a policy kind."""
-    # A federated credential request (not a client secret) maps to "federated" here.
-    if request.kind == Kind.ROTATE:
+    """The policy file's kind of a request: the one place a Kind becomes a policy kind. A new app
+    that signs in with a federated credential (no secret) and a federated credential for an
+    existing app are both "federated"; removing a secret the app no longer needs is a change to
+    its credentials like a rotation."""
+    if request.kind == Kind.FEDERATE or request.federated is not None:
+        return "federated"
+    if request.kind in (Kind.ROTATE, Kind.REMOVE_SECRET):
         return "rotation"
     if request.kind == Kind.READ_ACCESS:
         return "read_access"
@@ -72,7 +76,7 @@ class Facts:
         return cls(
             kind=policy_kind(request),
             sign_in_audience=request.sign_in_audience,
-            days=request.secret_days,
+            days=0 if request.federated is not None else request.secret_days,  # no secret, no lifetime
             redirect_platform=request.redirect_platform if request.redirect_uri else None,
             requester_id=request.requester_id,
         )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from bot.config import Settings
 from bot.core.errors import ValidationError
 from bot.core.lifetimes import UNKNOWN, PasswordLimit
-from bot.core.model import REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES
+from bot.core.model import REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES, FederatedCredentialSpec, Workload
+from bot.core.workloads import parse_workload, validate_federated
 
 MAX_NAME = 120
 MAX_DESCRIPTION = 120
@@ -51,6 +53,7 @@ class NewAppInput:
     secret_description: str
     secret_days: int
     justification: str
+    federated: FederatedCredentialSpec | None = None  # None: a client secret
 
 
 def _has_control_characters(text: str) -> bool:
@@ -135,11 +138,18 @@ def validate_new_app(
     secret_description: str | None,
     secret_days: str | None,
     justification: str | None,
+    workload: str | None = None,
+    **federated: str | None,
 ) -> NewAppInput:
     """Check a new-app request; raise ValidationError with a message per bad field. `limit`:
     what the tenant's app management policy allows a client secret (when the bot may read it),
-    within the approval policy's cap (PasswordLimit.within)."""
+    within the approval policy's cap (PasswordLimit.within). With a `workload` other than a
+    client secret, the federated credential's fields (`federated`, by field name:
+    github_repository, k8s_namespace, ...) are checked instead of the secret's."""
     errors: dict[str, str] = {}
+    spec = _workload_spec(workload, federated, errors)
+    if spec is not None or errors:
+        secret_description, secret_days = None, None  # no secret: its fields are not on the form
     display_name = (name or "").strip()
     if not display_name:
         errors["name"] = "Enter a name for the application."
@@ -173,9 +183,10 @@ def validate_new_app(
             days = int(secret_days)
         except ValueError:
             errors["secret_expiry"] = "Choose one of the listed lifetimes."
-    if not limit.passwords_allowed:
+    wants_secret = spec is None and "workload" not in errors
+    if wants_secret and not limit.passwords_allowed:
         errors["secret_expiry"] = limit.blocked_message()
-    if "secret_expiry" not in errors:
+    if wants_secret and "secret_expiry" not in errors:
         errors.update(lifetime_problem(settings, days, limit))
 
     reason = (justification or "").strip()
@@ -193,7 +204,23 @@ def validate_new_app(
         sign_in_audience=sign_in_audience,
         redirect_uri=uri,
         redirect_platform=chosen_platform if uri else None,
-        secret_description=description,
+        secret_description="" if spec else description,
         secret_days=days,
         justification=reason,
+        federated=spec,
     )
+
+
+def _workload_spec(
+    workload: str | None, values: Mapping[str, str | None], errors: dict[str, str]
+) -> FederatedCredentialSpec | None:
+    """The federated credential a new-app form asks for (None: a client secret); errors added."""
+    chosen = parse_workload(workload)
+    if chosen is None:
+        errors["workload"] = "Choose how the workload will sign in."
+    elif chosen != Workload.SECRET:
+        try:
+            return validate_federated(chosen, values)
+        except ValidationError as error:
+            errors.update(error.fields)
+    return None

@@ -21,7 +21,15 @@ from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from bot.core.errors import OAuthBotError
-from bot.core.model import Application, Kind, NewPassword, Request, StepState, VaultReference
+from bot.core.model import (
+    Application,
+    FederatedCredential,
+    Kind,
+    NewPassword,
+    Request,
+    StepState,
+    VaultReference,
+)
 from bot.core.ports import NO_METRICS, Metrics
 from bot.engine.liveness import Liveness
 
@@ -249,6 +257,8 @@ def _ids(result: Any) -> dict[str, Any]:
         return {"client_id": result.client_id, "object_id": result.object_id}
     if isinstance(result, NewPassword):
         return {"key_id": result.credential.key_id}
+    if isinstance(result, FederatedCredential):
+        return {"credential_id": result.id}
     if isinstance(result, VaultReference):
         return {"secret_id": result.secret_id}
     if isinstance(result, str):

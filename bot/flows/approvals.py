@@ -65,6 +65,8 @@ class Approvals:
 
     def check_lifetime(self, request: Request) -> None:
         """ValidationError on the form's expiry if the request's rule caps its lifetime lower."""
+        if request.federated is not None:
+            return  # no secret: nothing has a lifetime
         rule = self.rule_for(request)
         longest = self.settings.max_secret_days(max_days=rule.max_days)
         if request.secret_days > longest:

@@ -22,6 +22,8 @@ from bot.core.errors import (
 from bot.core.model import (
     OPEN_STATUSES,
     Application,
+    CredentialStatus,
+    FederatedCredentialSpec,
     Kind,
     ManagedApp,
     PasswordCredential,
@@ -33,13 +35,13 @@ from bot.core.model import (
 )
 from bot.core.ports import Directory, Notifier, Repository
 from bot.core.validation import NewAppInput
+from bot.flows import filings
 from bot.flows.approvals import Approvals
 from bot.flows.lifetimes import TenantLimits
 from bot.flows.outcomes import Outcomes
 from bot.flows.read_access import NOT_SET_UP, ReadAccessFlow
 
 log = logging.getLogger(__name__)
-READ_ACCESS_DESCRIPTION = "Read access to the client secret"  # a read-access request's description
 
 
 class Intake:
@@ -66,35 +68,57 @@ class Intake:
         self.approvals = approvals
         self.read_access = read_access
 
-    @staticmethod
-    def new_app_request(*, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
-        return Request(
-            kind=Kind.NEW_APP,
-            requester_id=requester_id,
-            team_id=team_id,
-            display_name=data.display_name,
-            sign_in_audience=data.sign_in_audience,
-            redirect_uri=data.redirect_uri,
-            redirect_platform=data.redirect_platform,
-            secret_description=data.secret_description,
-            secret_days=data.secret_days,
-            justification=data.justification,
-        )
-
     def check_new_app(self, *, requester_id: str, data: NewAppInput) -> None:
         """Before the form closes: this person may file another request, and the approval
         policy's rule for it allows the lifetime chosen (ValidationError on that field)."""
         self.check_limits(requester_id)
         self.approvals.check_lifetime(
-            self.new_app_request(requester_id=requester_id, team_id=None, data=data)
+            filings.new_app(requester_id=requester_id, team_id=None, data=data)
         )
 
     def submit_new_app(self, *, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
         """Store a pending request, post its approval card and confirm to the requester (or,
         under a rule with `auto: true`, approve it by policy)."""
-        request = self.new_app_request(requester_id=requester_id, team_id=team_id, data=data)
+        request = filings.new_app(requester_id=requester_id, team_id=team_id, data=data)
         self.approvals.check_lifetime(request)
         return self._file_and_decide(request)
+
+    def app_to_federate(self, requester_id: str, target: str) -> ManagedApp:
+        """The app `/oauth-app federate` names, if this person may manage it (owners, admins)."""
+        return self.access.find(requester_id, target, AppAction.MANAGE)
+
+    def submit_federation(
+        self,
+        *,
+        requester_id: str,
+        team_id: str | None,
+        client_id: str,
+        spec: FederatedCredentialSpec,
+        justification: str,
+    ) -> Request:
+        """File a federated credential for an existing app; it waits for an admin's approval."""
+        app = self.access.find(requester_id, client_id, AppAction.MANAGE)
+        return self._file_and_decide(
+            filings.federation(
+                app, requester_id=requester_id, team_id=team_id, spec=spec, justification=justification
+            )
+        )
+
+    def submit_secret_removal(self, *, requester_id: str, team_id: str | None, key_id: str) -> Request:
+        """File the removal of a client secret oauth-bot issued (never any other); an admin approves."""
+        credential = self.store.credential(key_id)
+        if credential is None or credential.status not in (
+            CredentialStatus.ACTIVE,
+            CredentialStatus.RETIRING,
+        ):
+            raise NotFound(
+                f"oauth-bot has no live client secret with Secret ID {key_id}: "
+                "it removes only secrets it issued."
+            )
+        app = self.access.find(requester_id, credential.client_id, AppAction.MANAGE)
+        return self._file_and_decide(
+            filings.secret_removal(app, credential, requester_id=requester_id, team_id=team_id)
+        )
 
     def _file_and_decide(self, request: Request) -> Request:
         rule = self.approvals.assign_rule(request)
@@ -135,20 +159,14 @@ class Intake:
         """File a rotation; owners may rotate without approval when the setting allows it."""
         app = self.access.find(requester_id, target, AppAction.MANAGE)
         days, note = self._rotation_lifetime(app)
-        today = self.store.now().strftime("%Y-%m-%d")
-        request = Request(
-            kind=Kind.ROTATE,
+        request = filings.rotation(
+            app,
             requester_id=requester_id,
             team_id=team_id,
-            display_name=app.display_name,
-            sign_in_audience=app.sign_in_audience,
-            secret_description=f"Rotated by oauth-bot {today}",
-            secret_days=days,
+            days=days,
             lifetime_note=note,
-            justification="Rotate the client secret",
-            client_id=app.client_id,
-            object_id=app.object_id,
             grace_days=self.settings.oauth_bot_grace_days,
+            now=self.store.now(),
         )
         request.secret_days = min(request.secret_days, self.approvals.longest_lifetime(request))
         self_service = self.settings.oauth_bot_owner_self_rotate and self.access.is_owner(app, requester_id)
@@ -178,18 +196,7 @@ class Intake:
         if read_access is None:
             raise NotAllowed(NOT_SET_UP)
         app = read_access.check_on_demand(requester_id, target)
-        request = Request(
-            kind=Kind.READ_ACCESS,
-            requester_id=requester_id,
-            team_id=team_id,
-            display_name=app.display_name,
-            sign_in_audience=app.sign_in_audience,
-            secret_description=READ_ACCESS_DESCRIPTION,
-            secret_days=0,
-            justification="Read the client secret's value in Key Vault",
-            client_id=app.client_id,
-            object_id=app.object_id,
-        )
+        request = filings.read_access(app, requester_id=requester_id, team_id=team_id)
         rule = self.approvals.rule_for(request)
         if not self.settings.policy.from_file or rule.auto:
             grant = read_access.grant_on_demand(requester_id, target)

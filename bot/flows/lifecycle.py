@@ -27,6 +27,9 @@ from bot.core.model import (
     OPEN_STATUSES,
     Application,
     Credential,
+    CredentialStatus,
+    FederatedCredential,
+    FederatedRecord,
     ManagedApp,
     PasswordCredential,
     Request,
@@ -56,6 +59,7 @@ class AppView:
     owners: tuple[str, ...]
     vault_portal_url: str | None
     exists: bool = True
+    federated: tuple[FederatedCredential, ...] = ()  # no secret: trusts in other issuers' tokens
 
 
 @dataclass
@@ -69,6 +73,9 @@ class Reminder:
     days_left: int
     threshold: int
     owners: list[str]
+    # The app signs in with a federated credential oauth-bot added, and oauth-bot issued this
+    # secret: the reminder suggests removing the secret instead of rotating it.
+    removable: bool = False
 
 
 @dataclass
@@ -93,6 +100,7 @@ class HomeData:
     secrets: list[tuple[ManagedApp, Credential]]
     open_requests: list[Request]
     admin: tuple[list[Request], list[tuple[ManagedApp, Credential]]] | None
+    federated: list[tuple[ManagedApp, FederatedRecord]] = field(default_factory=list)
 
 
 class LifecycleNotifier(Protocol):
@@ -133,11 +141,18 @@ class Lifecycle:
             raise NotAllowed("Only the oauth-bot admins can list every app.")
         return self.store.managed_apps(owner=None if everyone else user_id)
 
-    def app_view(self, app: ManagedApp) -> AppView:
+    def app_view(self, app: ManagedApp, *, federated: bool = False) -> AppView:
+        """One app: its secrets from Graph and, with `federated` (or when oauth-bot added one),
+        its federated credentials from Graph too."""
         current = self.graph.get_application(app.object_id)
         if current is None:
             return AppView(app, (), self._owners(app), None, exists=False)
-        return AppView(app, self._secrets(app, current), self._owners(app), self._portal_url(app))
+        trusts: tuple[FederatedCredential, ...] = ()
+        if federated or self.store.federated(app.client_id):
+            trusts = tuple(self.graph.list_federated_credentials(app.object_id))
+        return AppView(
+            app, self._secrets(app, current), self._owners(app), self._portal_url(app), federated=trusts
+        )
 
     def find_visible(self, user_id: str, target: str) -> ManagedApp:
         """The app named, if this person may see it (the same rules as every other command)."""
@@ -170,7 +185,7 @@ class Lifecycle:
         return self.vault.reference(name, version).portal_url
 
     def home(self, user_id: str) -> HomeData:
-        """Everything the App Home of this person shows, read in four queries at most."""
+        """Everything the App Home of this person shows, read in five queries at most."""
         admin = None
         if self.access.is_admin(user_id):
             queue = self.store.requests_in([Status.PENDING])[:HOME_ROWS]
@@ -180,6 +195,7 @@ class Lifecycle:
             secrets=self.store.soonest_credentials(owner=user_id, limit=HOME_ROWS),
             open_requests=self.store.requests_by(user_id, statuses=list(OPEN_STATUSES))[:HOME_ROWS],
             admin=admin,
+            federated=self.store.federated_of(owner=user_id, limit=HOME_ROWS),
         )
 
     # --- expiry watch -----------------------------------------------------------------
@@ -236,8 +252,9 @@ class Lifecycle:
                     candidates.append((app, password, password.end, left, threshold))
         if not candidates:
             return []
-        owners = self.store.owners_of(sorted({app.client_id for app, *_ in candidates}))
+        owners, trusted = self.store.owners_and_federated(sorted({app.client_id for app, *_ in candidates}))
         sent = self.store.reminders_sent(sorted({password.key_id for _, password, *_ in candidates}))
+        federated = {c for c in trusted if self._still_federated(c)}
         return [
             Reminder(
                 client_id=app.client_id,
@@ -249,11 +266,36 @@ class Lifecycle:
                 days_left=left,
                 threshold=threshold,
                 owners=owners[app.client_id],
+                removable=app.client_id in federated and self._issued(password.key_id),
             )
             for app, password, end, left, threshold in candidates
             if app.client_id in owners  # else not an app this installation created
             and (password.key_id, threshold) not in sent
         ]
+
+    def _still_federated(self, client_id: str) -> bool:
+        """A federated credential oauth-bot added is still on the app (Graph says so); those
+        removed meanwhile (in the portal) are marked removed."""
+        app = self.store.managed_app(client_id)
+        if app is None:
+            return False
+        try:
+            on_app = {c.id for c in self.graph.list_federated_credentials(app.object_id)}
+        except OAuthBotError as error:
+            log.warning("federated credentials of %s not read: %s", client_id, error)
+            return False
+        still = False
+        for record in self.store.federated(client_id):
+            if record.credential_id in on_app:
+                still = True
+            else:
+                self.store.mark_federated_removed(record.credential_id, self.store.now())
+        return still
+
+    def _issued(self, key_id: str) -> bool:
+        """oauth-bot issued this secret (only those may be removed from a reminder)."""
+        credential = self.store.credential(key_id)
+        return credential is not None and credential.status != CredentialStatus.REMOVED
 
     def _send(self, reminder: Reminder) -> bool:
         if not self.store.mark_reminder(reminder.key_id, reminder.threshold):

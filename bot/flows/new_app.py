@@ -7,10 +7,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from bot.config import Settings
 from bot.core.access import USER_READ_ROLE
 from bot.core.model import APP_TAG, Application, ManagedApp, Request, secret_name_for
 from bot.core.ports import Directory, Notifier, Repository, Steps
+from bot.flows.federation import FederationFlow
 from bot.flows.issuance import SecretIssuer
 from bot.flows.outcomes import Outcomes
 from bot.flows.read_access import ReadAccessFlow
@@ -22,7 +22,6 @@ class NewAppFlow:
     def __init__(
         self,
         *,
-        settings: Settings,
         store: Repository,
         graph: Directory,
         notifier: Notifier,
@@ -31,9 +30,9 @@ class NewAppFlow:
         issuer: SecretIssuer,
         outcomes: Outcomes,
         pool: Executor,
+        federation: FederationFlow,
         read_access: ReadAccessFlow | None = None,
     ) -> None:
-        self.settings = settings
         self.store = store
         self.graph = graph
         self.notifier = notifier
@@ -42,6 +41,7 @@ class NewAppFlow:
         self.issuer = issuer
         self.outcomes = outcomes
         self.pool = pool
+        self.federation = federation
         self.read_access = read_access
 
     def run(self, request: Request) -> None:
@@ -79,6 +79,12 @@ class NewAppFlow:
             ),
             self.pool.submit(self.steps.run, request, "owners", lambda: self._add_entra_owner(request, app)),
         ]
+        if request.federated is not None:  # secretless: a trust instead of a password
+            ready = self.federation.add(request, app)
+            for future in side_steps:
+                future.result()
+            self.outcomes.finish(request, ready)
+            return
         principal = self.read_access.look_up(request) if self.read_access else None
         issued = self.issuer.issue(request, app)
         if self.read_access is not None:

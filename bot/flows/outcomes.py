@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.core.errors import Conflict, OAuthBotError, RemoteError
-from bot.core.model import IssuedSecret, ReadGrant, Request, Status, StepState
+from bot.core.model import FederationReady, IssuedSecret, ReadGrant, Request, Status, StepState
 from bot.core.ports import NO_METRICS, Metrics, Notifier, Repository, Steps
 
 log = logging.getLogger(__name__)
@@ -113,11 +113,21 @@ class Outcomes:
         self.refresh_card(request.id)
         self.safely(self.notifier.request_failed, self.store.get_request(request.id), message)
 
-    def finish(self, request: Request, issued: IssuedSecret) -> None:
+    def finish(self, request: Request, issued: IssuedSecret | FederationReady) -> None:
+        """The requester told what was made (a secret in the vault, or a federated credential)."""
+        if isinstance(issued, FederationReady):
+            self.complete(
+                request, lambda: self.notifier.federation_ready(request, issued), issued.app.client_id
+            )
+        else:
+            self.complete(request, lambda: self.notifier.secret_ready(request, issued), issued.app.client_id)
+
+    def complete(self, request: Request, tell: Callable[[], None], client_id: str | None) -> None:
+        """The `notify` step (once), then approved → completed and the card refreshed."""
         if not request.notified and not finished(self.store, request, "notify"):
 
             def notify() -> None:
-                self.notifier.secret_ready(request, issued)
+                tell()
                 self.store.update_request(request.id, notified=True)
 
             self.steps.run(request, "notify", notify)
@@ -127,7 +137,7 @@ class Outcomes:
             action="request.completed",
             from_status=[Status.APPROVED],
             to_status=Status.COMPLETED,
-            detail={"client_id": issued.app.client_id},
+            detail={"client_id": client_id},
         )
         self.refresh_card(request.id)
 

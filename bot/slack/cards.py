@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
 from bot.core.errors import SecretLimitReached
 from bot.core.model import IssuedSecret, Kind, ReadAccess, ReadGrant, Request, Status, secret_name_for
 from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
+from bot.slack.federation import federated_rows
 from bot.slack.ids import Action
 from bot.slack.views import Message, code, date, dicts, facts, simple, text, user_mention
 
@@ -29,6 +30,8 @@ TITLES = {
     Kind.NEW_APP: "New app registration",
     Kind.ROTATE: "Secret rotation",
     Kind.READ_ACCESS: "Read access",
+    Kind.FEDERATE: "Federated credential",
+    Kind.REMOVE_SECRET: "Secret removal",
 }
 
 
@@ -59,18 +62,45 @@ def _request_rows(request: Request) -> list[tuple[str, Any]]:
             ("Application (client) ID", code(request.client_id or "")),
             ("Access", "read the client secret's value in Key Vault (Key Vault Secrets User on that secret)"),
         ]
+    if request.kind == Kind.FEDERATE and request.federated is not None:
+        return [
+            ("Requester", user_mention(request.requester_id)),
+            ("App", request.display_name),
+            ("Application (client) ID", code(request.client_id or "")),
+            *federated_rows(request.federated),
+            ("Justification", request.justification),
+        ]
+    if request.kind == Kind.REMOVE_SECRET:
+        return [
+            ("Requester", user_mention(request.requester_id)),
+            ("App", request.display_name),
+            ("Application (client) ID", code(request.client_id or "")),
+            ("Secret ID", code(request.key_id or "")),
+            ("Secret description", request.secret_description),
+            ("Expires", date(request.secret_end)),
+            ("Why", request.justification),
+            ("On approval", "the secret is removed from the app and its value from Key Vault"),
+        ]
     redirect = (
         f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
         if request.redirect_uri
         else None
+    )
+    # A new app signs in with a federated credential (the trust, in full) or a client secret.
+    sign_in = (
+        federated_rows(request.federated)
+        if request.federated is not None
+        else [
+            ("Secret description", request.secret_description),
+            ("Secret expiry", lifetime_label(request.secret_days)),
+        ]
     )
     return [
         ("Requester", user_mention(request.requester_id)),
         ("Name", request.display_name),
         ("Supported account types", AUDIENCE_LABELS.get(request.sign_in_audience, request.sign_in_audience)),
         ("Redirect URI", redirect),
-        ("Secret description", request.secret_description),
-        ("Secret expiry", lifetime_label(request.secret_days)),
+        *sign_in,
         ("Justification", request.justification),
     ]
 
@@ -257,6 +287,8 @@ def request_received(request: Request, approval_channel: str) -> Message:
                         text(
                             "; you will be told here once it is granted."
                             if request.kind == Kind.READ_ACCESS
+                            else "; you will get the IDs here once it is approved."
+                            if request.federated is not None or request.kind == Kind.REMOVE_SECRET
                             else "; you will get the IDs and a Key Vault link here once it is approved."
                         ),
                     ]

@@ -38,7 +38,19 @@ def _secret_rows(home: HomeData, rows: list[tuple[ManagedApp, Credential]]) -> l
 def build_home(home: HomeData) -> dict[str, Any]:
     """The Home tab of one person, from what bot.flows.lifecycle gathered for them."""
     blocks: list[Block] = [HeaderBlock(text="Your app registrations")]
-    blocks += _secret_rows(home, home.secrets) or [_note("None yet. Ask with `/oauth-app new`.")]
+    blocks += _secret_rows(home, home.secrets) or (
+        [] if home.federated else [_note("None yet. Ask with `/oauth-app new`.")]
+    )
+    blocks += [
+        facts(
+            [
+                ("App", app.display_name),
+                ("Client ID", (app.client_id, {"code": True})),
+                ("Federated credential", f"{record.name} (no secret): {record.subject}"),
+            ]
+        )
+        for app, record in home.federated
+    ]
     blocks += [DividerBlock(), HeaderBlock(text="Your open requests")]
     blocks += [
         facts([("Request", f"#{request.id} {request.display_name}"), ("Status", request.status)])

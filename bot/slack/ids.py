@@ -7,6 +7,7 @@ import enum
 
 class Callback(enum.StrEnum):
     NEW_APP = "oauth_app_new"
+    FEDERATE = "oauth_app_federate"
     DENY_REASON = "oauth_request_deny_reason"
 
 
@@ -22,6 +23,7 @@ class Action(enum.StrEnum):
     GET_READ_ACCESS = "secret_get_read_access"
     RETIRE_REMOVE_NOW = "secret_retire_remove_now"  # a secret still in use at the maximum grace
     RETIRE_KEEP = "secret_retire_keep_7_days"
+    REMOVE_SECRET = "secret_remove"  # from a reminder: the app signs in with a federated credential
     VALUE = "value"  # the one element inside each input block
 
 
@@ -30,6 +32,18 @@ class Field(enum.StrEnum):
 
     NAME = "name"
     AUDIENCE = "audience"
+    # how the workload signs in (a select that updates the form), and what each choice needs
+    WORKLOAD = "workload"
+    GITHUB_REPOSITORY = "github_repository"
+    GITHUB_ENTITY = "github_entity"
+    GITHUB_REF = "github_ref"
+    K8S_ISSUER = "k8s_issuer"
+    K8S_NAMESPACE = "k8s_namespace"
+    K8S_SERVICE_ACCOUNT = "k8s_service_account"
+    OIDC_ISSUER = "oidc_issuer"
+    OIDC_SUBJECT = "oidc_subject"
+    CREDENTIAL_NAME = "credential_name"
+    CREDENTIAL_DESCRIPTION = "credential_description"
     REDIRECT_URI = "redirect_uri"
     PLATFORM = "platform"
     SECRET_DESCRIPTION = "secret_description"

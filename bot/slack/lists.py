@@ -42,6 +42,21 @@ def _secret_rows(view: AppView) -> list[Block]:
     ]
 
 
+def _federated_rows(view: AppView) -> list[Block]:
+    """The app's federated credentials beside its secrets: trusts, with nothing to expire."""
+    return [
+        facts(
+            [
+                ("Federated credential", credential.name),
+                ("Issuer", code(credential.issuer)),
+                ("Subject", code(credential.subject)),
+                ("Secret", "none (no expiry)"),
+            ]
+        )
+        for credential in view.federated
+    ]
+
+
 def app_list(views: list[AppView], *, everyone: bool, total: int) -> Message:
     title = "Apps oauth-bot manages" if everyone else "Your app registrations"
     blocks: list[Block] = [HeaderBlock(text=title)]
@@ -52,6 +67,7 @@ def app_list(views: list[AppView], *, everyone: bool, total: int) -> Message:
             facts([("App", view.app.display_name), ("Application (client) ID", code(view.app.client_id))])
         )
         blocks.extend(_secret_rows(view)[:6])
+        blocks.extend(_federated_rows(view)[:3])
         blocks.append(DividerBlock())
     if total > len(views[:12]):
         more = total - len(views[:12])
@@ -92,9 +108,10 @@ def app_detail(view: AppView, tenant_id: str) -> Message:
         facts(rows),
         RichTextBlock(elements=[owners]),
         DividerBlock(),
-        *_secret_rows(view)[:40],
+        *_secret_rows(view)[:25],
+        *_federated_rows(view)[:20],
     ]
-    return f"App {app.client_id}", dicts(blocks)
+    return f"App {app.client_id}", dicts(blocks[:50])
 
 
 def secrets_list(view: AppView) -> Message:
@@ -124,15 +141,35 @@ def expiry_reminder(reminder: Reminder) -> Message:
                 )
             ]
         ),
-        ActionsBlock(
-            block_id=f"rotate-{reminder.key_id}",
-            elements=[
-                ButtonElement(
-                    text="Rotate now", action_id=Action.ROTATE_NOW, value=reminder.client_id, style="primary"
-                )
-            ],
-        ),
     ]
+    rotate = ButtonElement(text="Rotate now", action_id=Action.ROTATE_NOW, value=reminder.client_id)
+    if reminder.removable:
+        blocks.append(
+            RichTextBlock(
+                elements=[
+                    RichTextSectionElement(
+                        elements=[
+                            text(
+                                "The app also signs in with a federated credential (no secret). ", bold=True
+                            ),
+                            text(
+                                "If nothing uses this secret any more, remove it instead of rotating it: "
+                                "an admin approves, then oauth-bot removes it from the app and "
+                                "from Key Vault."
+                            ),
+                        ]
+                    )
+                ]
+            )
+        )
+        remove = ButtonElement(
+            text="Remove secret", action_id=Action.REMOVE_SECRET, value=reminder.key_id, style="primary"
+        )
+        buttons = [remove, rotate]
+    else:
+        rotate.style = "primary"
+        buttons = [rotate]
+    blocks.append(ActionsBlock(block_id=f"rotate-{reminder.key_id}", elements=buttons))
     return f"A client secret of app {reminder.client_id} {when}.", dicts(blocks)
 
 

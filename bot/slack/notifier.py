@@ -12,10 +12,10 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Settings
 from bot.core.errors import SlackError
-from bot.core.model import IssuedSecret, ReadGrant, Request
+from bot.core.model import FederationReady, IssuedSecret, ReadGrant, Request
 from bot.flows.lifecycle import Reminder
 from bot.flows.retirement import Retired, StillUsed
-from bot.slack import cards, lists, retirement, views
+from bot.slack import cards, federation, lists, retirement, views
 from bot.slack.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,11 @@ class SlackNotifier:
     def read_access_ready(self, request: Request, grant: ReadGrant) -> None:
         text = f"Request #{request.id} is done. " + cards.read_access_granted(grant, self._vault_url)
         self._call("chat.postMessage", channel=request.requester_id, text=text)
+    def federation_ready(self, request: Request, ready: FederationReady) -> None:
+        self._dm(request.requester_id, federation.federation_ready(request, ready))
+
+    def secret_removed(self, request: Request, key_id: str) -> None:
+        self._dm(request.requester_id, federation.secret_removed(request, key_id))
 
     def expiry_reminder(self, reminder: Reminder) -> None:
         """One DM per owner, paced (the first scan sends thousands); a 429 that comes anyway is

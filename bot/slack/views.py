@@ -24,6 +24,8 @@ USAGE = (
     "• `/oauth-app new [name]` — ask for a new app registration with a client secret\n"
     "• `/oauth-app list` — your apps and their secrets (admins: `/oauth-app list all`)\n"
     "• `/oauth-app show &lt;client-id&gt;` — one app in full, with the Key Vault link\n"
+    "• `/oauth-app federate &lt;client-id or name&gt;` — let a GitHub Actions, Kubernetes or other OIDC "
+    "workload sign in as the app, with no secret\n"
     "• `/oauth-secret rotate &lt;client-id or name&gt;` — a new client secret next to the old one\n"
     "• `/oauth-secret list &lt;client-id&gt;` — the secrets of an app\n"
     "• `/oauth-app help` — this help\n"

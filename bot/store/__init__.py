@@ -8,6 +8,7 @@ from __future__ import annotations
 from bot.store.approvals import ApprovalRepository
 from bot.store.apps import AppRepository
 from bot.store.database import make_engine
+from bot.store.federation import FederationRepository
 from bot.store.grants import GrantRepository
 from bot.store.jobs import JobRepository
 from bot.store.journal import JournalRepository
@@ -18,6 +19,12 @@ __all__ = ["Base", "Store", "make_engine"]
 
 
 class Store(
-    RequestRepository, ApprovalRepository, AppRepository, JournalRepository, JobRepository, GrantRepository
+    RequestRepository,
+    ApprovalRepository,
+    AppRepository,
+    JournalRepository,
+    JobRepository,
+    GrantRepository,
+    FederationRepository,
 ):
     """One database, every repository: each unit of work (`atomic()`) spans them all."""

@@ -10,13 +10,39 @@ from sqlalchemy import func, or_, select, update
 
 from bot.core.clock import utc
 from bot.core.errors import NotFound
-from bot.core.model import OPEN_STATUSES, Kind, Request, Status
+from bot.core.model import OPEN_STATUSES, FederatedCredentialSpec, Kind, Request, Status
 from bot.store.database import Database, columns, entity
 from bot.store.tables import RequestRow
 
 
 def request_of(row: RequestRow) -> Request:
-    return entity(Request, row, kind=Kind(row.kind), status=Status(row.status))
+    return entity(
+        Request, row, kind=Kind(row.kind), status=Status(row.status), federated=_spec(row.federated)
+    )
+
+
+def _spec(data: dict[str, Any] | None) -> FederatedCredentialSpec | None:
+    if not data:
+        return None
+    return FederatedCredentialSpec(
+        name=str(data["name"]),
+        issuer=str(data["issuer"]),
+        subject=str(data["subject"]),
+        audiences=tuple(str(a) for a in data.get("audiences") or ()),
+        description=str(data.get("description") or ""),
+    )
+
+
+def _spec_json(spec: FederatedCredentialSpec | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    return {
+        "name": spec.name,
+        "issuer": spec.issuer,
+        "subject": spec.subject,
+        "audiences": list(spec.audiences),
+        "description": spec.description,
+    }
 
 
 class RequestRepository(Database):
@@ -25,7 +51,9 @@ class RequestRepository(Database):
         request.created_at = request.updated_at = now
         request.expires_at = now + ttl
         request.status = request.status or Status.PENDING
-        row = RequestRow(**columns(request, skip=("id",)))
+        row = RequestRow(
+            **columns(request, skip=("id", "federated")), federated=_spec_json(request.federated)
+        )
         with self.session() as session:
             session.add(row)
             session.flush()  # assigns the id, also inside an outer atomic() transaction

@@ -27,6 +27,7 @@ class RequestRow(Base):
     sign_in_audience: Mapped[str] = mapped_column(String(64))
     redirect_uri: Mapped[str | None] = mapped_column(String(512))
     redirect_platform: Mapped[str | None] = mapped_column(String(16))
+    federated: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a FederatedCredentialSpec
     secret_description: Mapped[str] = mapped_column(String(256))
     secret_days: Mapped[int] = mapped_column(Integer)
     lifetime_note: Mapped[str | None] = mapped_column(String(256))
@@ -126,6 +127,21 @@ class CredentialRow(Base):
     retire_state: Mapped[str | None] = mapped_column(String(16))
     check_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_sign_in: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FederatedCredentialRow(Base):
+    """A federated identity credential oauth-bot added to an app (no value exists anywhere)."""
+
+    __tablename__ = "federated_credentials"
+
+    credential_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("managed_apps.client_id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    issuer: Mapped[str] = mapped_column(String(600))
+    subject: Mapped[str] = mapped_column(String(600))
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -54,7 +54,7 @@ from tests.crash.conftest import (
     record,
 )
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import request_id_of, request_new_app
+from tests.e2e.flows import request_federated_app, request_id_of, request_new_app
 
 HALT = "OAUTH_BOT_TEST_HALT_AT"
 RESUME_SECONDS = 5.0  # after /healthz turns 200, at the default lease (60 s) and poll (5 s)
@@ -73,6 +73,8 @@ NEW_APP_CELLS = [pytest.param(b, False, id=b) for b in _boundaries(NEW_APP_STEPS
     for b in _boundaries(("owners",))
 ]
 ROTATE_CELLS = [pytest.param(b, id=b) for b in _boundaries(ROTATE_STEPS)]
+FEDERATED_STEPS = ("create_app", "federated_credential", "notify")
+FEDERATED_CELLS = [pytest.param(b, id=b) for b in _boundaries(FEDERATED_STEPS)]
 
 
 def _slug(boundary: str) -> str:
@@ -308,6 +310,49 @@ def test_new_app_survives_a_sigkill_at(boundary: str, owner_roles: bool, cell: C
         assert entra_user_id(DEVELOPER) in cell.cloud.graph.owners(state.app["id"])
         owners = {o.slack_user_id: o.entra_user_id for o in cell.store.owners(state.app["appId"])}
         assert owners == {DEVELOPER: entra_user_id(DEVELOPER)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("boundary", FEDERATED_CELLS)
+def test_a_federated_new_app_survives_a_sigkill_at(boundary: str, cell: Cell) -> None:
+    """A new app that signs in with a federated credential, its bot SIGKILLed at this step
+    boundary and restarted, completes with one app, exactly one federated credential (a resumed
+    create finds the one it made: no twin), no password, nothing in the vault, and one DM."""
+    cloud, store = cell.cloud, cell.store
+    name = f"crash-fed-{_slug(boundary)}"
+    subject = f"repo:contoso/{name}:environment:production"
+
+    def file_and_approve(slack: SlackDriver) -> int:
+        card = request_federated_app(
+            slack,
+            DEVELOPER,
+            name,
+            "GitHub Actions",
+            {"Repository": f"contoso/{name}", "Environment": "production"},
+            entity="Environment",
+        )
+        assert slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL).status_code == 200
+        return request_id_of(card)
+
+    def env(halt_at: str | None = None) -> dict[str, str]:
+        return _environment(cloud, cell.database_url, halt_at=halt_at)
+
+    request, _processes = _crash_and_resume(
+        cloud, store, cell.start_bot, file_and_approve, env, boundary=boundary
+    )
+    state = cloud_state(cloud, name)
+    record(cell.totals, state, status=request.status, faults=1)
+    log = _step_log(store, request.id)
+    assert request.status == Status.COMPLETED, f"{request.error} ({log})"
+    assert state.twins == 0, f"{len(state.apps)} apps for one request ({log})"
+    app = state.app
+    credentials = cloud.graph.federated_credentials(app["id"])
+    assert [c["subject"] for c in credentials] == [subject], f"{credentials} ({log})"
+    assert state.passwords == [] and state.versions == [], log
+    assert [r.credential_id for r in store.federated(app["appId"])] == [credentials[0]["id"]]
+    trail = _audit_trail(store, request.id)
+    assert trail.count("federated.added") + trail.count("federated.adopted") == 1, trail
+    assert len(_done_dms(cloud, request.id)) == 1, f"{len(_done_dms(cloud, request.id))} 'is done' DMs"
 
 
 IN_FLIGHT = {

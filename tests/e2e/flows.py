@@ -149,3 +149,52 @@ def assert_only_the_limit_was_filed(
         what="the approval cards",
     )
     assert len(cards) == limit, f"{len(cards)} approval cards"
+
+
+def choose(
+    slack: SlackDriver, user: str, option: str, *, typed: dict[str, object] | None = None
+) -> dict[str, Any]:
+    """Pick `option` in a select of the open form that updates it (dispatch_action); the form as
+    the bot updated it (views.update)."""
+    modal = slack.slack.current_modal(user)
+    assert modal is not None, f"no form is open for {user}"
+    assert slack.select(user, option, view=modal, typed=typed).status_code == 200
+    return wait_until(
+        lambda: (m := slack.slack.current_modal(user)) and m["hash"] != modal["hash"] and m,
+        what=f"the form to update after choosing {option!r}",
+    )
+
+
+def fill_sign_in(
+    slack: SlackDriver, user: str, name: str, workload: str, entity: str | None = None
+) -> dict[str, Any]:
+    """/oauth-app new NAME, then choose how the workload signs in (and GitHub's entity type)."""
+    assert slack.command(user, "/oauth-app", f"new {name}").status_code == 200
+    open_modal(slack, user)
+    modal = choose(slack, user, workload, typed={"Name": name})
+    return choose(slack, user, entity) if entity is not None else modal
+
+
+def request_federated_app(
+    slack: SlackDriver,
+    user: str,
+    name: str,
+    workload: str,
+    fields: dict[str, object],
+    entity: str | None = None,
+) -> dict[str, Any]:
+    """A new app that signs in with a federated credential: the form filled by its labels and
+    submitted; returns the approval card."""
+    before = len(slack.slack.messages(APPROVAL_CHANNEL))
+    fill_sign_in(slack, user, name, workload, entity)
+    modal = slack.slack.current_modal(user)
+    assert modal is not None
+    submitted = slack.submit(user, modal, {"Justification": FORM["Justification"], **fields})
+    assert submitted.content in (b"", b"{}"), submitted.text
+    return wait_until(
+        lambda: (
+            len(slack.slack.messages(APPROVAL_CHANNEL)) > before
+            and slack.slack.messages(APPROVAL_CHANNEL)[-1]
+        ),
+        what="the approval card",
+    )

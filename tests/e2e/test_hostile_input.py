@@ -227,9 +227,7 @@ def _expect_command_answer(cloud: FakeCloud, command: str, text: str, mark: dict
 
 def _check_mrkdwn_answer_is_inert(shown: str) -> None:
     """An answer in mrkdwn may echo the user's words only with < > escaped (no ping, no link)."""
-    assert "<" not in shown and ">" not in shown, (
-        f"raw < or > from user text in mrkdwn: {shown[:300]!r}"
-    )
+    assert "<" not in shown and ">" not in shown, f"raw < or > from user text in mrkdwn: {shown[:300]!r}"
 
 
 def test_fuzzed_command_text_always_gets_a_fast_specific_answer(

@@ -26,6 +26,7 @@ def test_the_modal_has_the_plainly_labelled_inputs(slack: SlackDriver) -> None:
     assert labels == [
         "Name",
         "Supported account types",
+        "How will your workload sign in?",
         "Redirect URI",
         "Platform",
         "Secret description",
@@ -43,6 +44,9 @@ def test_the_modal_has_the_plainly_labelled_inputs(slack: SlackDriver) -> None:
         "365 days (12 months)",
     ]
     assert by_label["Redirect URI"]["optional"] is True
+    assert by_label["How will your workload sign in?"]["element"]["initial_option"]["text"]["text"] == (
+        "Client secret"
+    )
 
 
 def test_happy_path_creates_app_secret_in_vault_and_dms_only_ids(

@@ -158,7 +158,8 @@ def test_serve_with_bad_values_exits_listing_every_variable_at_fault(
 def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
     """The README's first command: the modal, the card, the DM and the masked vault content; then
     the rotation with its grace period, the old secret's removal, an expiry reminder with its
-    Rotate button and the App Home — each card with a Block Kit Builder link."""
+    Rotate button and the App Home; then a secretless app for a GitHub Actions job — each card
+    with a Block Kit Builder link."""
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")}
     result = _cli("demo", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -176,6 +177,10 @@ def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
         "was removed: its grace period ended",
         "[ Rotate now ]",
         "┌─ App Home",
+        "How will your workload sign in?",
+        "repo:contoso/deploy-pipeline:environment:production",
+        "azure/login@v2",
+        "'deploy-pipeline' has 0 client secrets and 1 federated credential",
         "see it rendered: https://app.slack.com/block-kit-builder/#",
     ):
         assert expected in result.stdout, expected

@@ -1089,3 +1089,40 @@ def test_driver_against_a_real_bolt_app(fake: FakeSlack) -> None:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+# --- a choice inside an input block: block_actions only with dispatch_action --------------------
+def test_a_choice_in_an_input_block_reaches_the_app_only_with_dispatch_action(
+    fake: FakeSlack, web: WebClient, driver: SlackDriver, app: Recorder
+) -> None:
+    """Slack sends block_actions for a select inside an input block only when the block has
+    dispatch_action: true; the payload's view.state then holds the choice and what was typed."""
+    choices = {"type": "static_select", "action_id": "v", "options": [option("A", "a"), option("B", "b")]}
+    blocks = [
+        input_block("name", "Name", {"type": "plain_text_input", "action_id": "v"}),
+        input_block("quiet", "Quiet", dict(choices)),
+        input_block("loud", "Loud", dict(choices), dispatch_action=True),
+    ]
+    view = web.views_open(trigger_id=fake.issue_trigger(ALICE), view=modal(blocks=blocks))["view"]
+    with pytest.raises(LookupError, match="without dispatch_action"):
+        driver.select(ALICE, "A", view=view)  # the first select with an "A" is the quiet one
+    assert app.requests == []
+    blocks[1] = input_block("quiet", "Quiet", {**choices, "options": [option("C", "c")]})
+    web.views_update(view_id=view["id"], view=modal(blocks=blocks))
+    driver.select(ALICE, "B", view=fake.modal_stack(ALICE)[0], typed={"Name": "billing"})
+    payload = app.payload()
+    assert payload["type"] == "block_actions"
+    assert payload["actions"][0]["block_id"] == "loud"
+    assert payload["view"]["state"]["values"]["loud"]["v"]["selected_option"]["value"] == "b"
+    assert payload["view"]["state"]["values"]["name"]["v"]["value"] == "billing"
+    assert payload["view"]["hash"] == fake.modal_stack(ALICE)[0]["hash"]
+
+
+def test_views_update_refuses_a_non_boolean_dispatch_action(fake: FakeSlack, web: WebClient) -> None:
+    """dispatch_action is a boolean; anything else is invalid_arguments with its pointer."""
+    view = web.views_open(trigger_id=fake.issue_trigger(ALICE), view=modal(blocks=FORM_BLOCKS[:1]))["view"]
+    bad = [input_block("name", "Name", {"type": "plain_text_input", "action_id": "v"}, dispatch_action="yes")]
+    with pytest.raises(SlackApiError) as caught:
+        web.views_update(view_id=view["id"], hash=view["hash"], view=modal(blocks=bad))
+    assert caught.value.response["error"] == "invalid_arguments"
+    assert any("dispatch_action" in m for m in caught.value.response["response_metadata"]["messages"])

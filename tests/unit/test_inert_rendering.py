@@ -14,8 +14,18 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot.core.model import Application, IssuedSecret, Kind, Request, Status, VaultReference
-from bot.slack import cards, views
+from bot.core.model import (
+    Application,
+    FederatedCredential,
+    FederatedCredentialSpec,
+    FederationReady,
+    IssuedSecret,
+    Kind,
+    Request,
+    Status,
+    VaultReference,
+)
+from bot.slack import cards, federation, views
 
 REQUESTER = "U0REQUEST1"
 APPROVER = "U0APPROVE1"
@@ -298,3 +308,61 @@ def test_the_property_catches_live_user_text() -> None:
     literal = [{"type": "rich_text", "elements": [{"type": "text", "text": "<!channel> <@U0ADMIN001>"}]}]
     assert not live_problems(literal)
     assert skeleton(mrkdwn) != skeleton([{"type": "context", "elements": [{"type": "mrkdwn", "text": "hi"}]}])
+
+
+@FUZZ
+# A subject is never empty (bot.core.validation requires one, trimmed).
+@given(
+    name=user_text,
+    subject=user_text.map(str.strip).filter(bool),
+    description=user_text,
+    environment=user_text,
+)
+@example(name=ALL_HOSTILE, subject=ALL_HOSTILE, description=ALL_HOSTILE, environment=ALL_HOSTILE)
+def test_a_federated_credential_is_shown_only_literally(
+    name: str, subject: str, description: str, environment: str
+) -> None:
+    """The approval card of a secretless request and its ready DM (with the snippet): the app
+    name, the issuer and subject, the credential's name and a GitHub environment (user text) are
+    literal; the DM's only link-like part is none at all."""
+
+    def card(app_name: str, sub: str, text: str) -> views.Message:
+        request = _request(
+            kind=Kind.NEW_APP,
+            status=Status.PENDING,
+            name=app_name,
+            redirect=None,
+            description="",
+            justification=text,
+            reason=None,
+        )
+        request.federated = FederatedCredentialSpec(
+            "fic-name", "https://idp.example.com", sub, description=text
+        )
+        return cards.request_card(request)
+
+    assert_inert(card(name, subject, description), card("N", "S", "D"), [name, subject, description])
+
+    def ready(app_name: str, env: str) -> views.Message:
+        request = _request(
+            kind=Kind.NEW_APP,
+            status=Status.COMPLETED,
+            name=app_name,
+            redirect=None,
+            description="",
+            justification="J",
+            reason=None,
+        )
+        credential = FederatedCredential(
+            id="77777777-6666-4555-8444-333333333333",
+            name="fic-name",
+            issuer="https://token.actions.githubusercontent.com",
+            subject=f"repo:contoso/api:environment:{env}",
+            audiences=("api://AzureADTokenExchange",),
+        )
+        app = _issued(app_name, "D").app
+        return federation.federation_ready(
+            request, FederationReady(app, "8c7a1b2e-5f3d-4e6a-9b1c-2d3e4f5a6b7c", credential, "https://login")
+        )
+
+    assert_inert(ready(name, environment), ready("N", "E"), [name, environment])
