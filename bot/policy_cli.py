@@ -10,7 +10,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from bot.config import Settings
 from bot.core.errors import ConfigError
-from bot.core.policy import ACCOUNT_TYPES, KINDS, ApproverSet, Facts, Policy
+from bot.core.policy import ACCOUNT_TYPES, KINDS, SIGN_INS, ApproverSet, Facts, Policy
 from bot.core.validation import lifetime_label
 from bot.policy_file import load_policy
 
@@ -25,6 +25,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     explain = policy_commands.add_parser("explain", help="which rule a sample request hits, and why")
     explain.add_argument("--file", help="the policy file (default: OAUTH_BOT_POLICY_FILE)")
     explain.add_argument("--kind", choices=KINDS, default="new_app")
+    explain.add_argument(
+        "--sign-in", choices=SIGN_INS, default="secret", help="a new app's credential (default: secret)"
+    )
     explain.add_argument("--account-type", choices=tuple(ACCOUNT_TYPES), default="single_tenant")
     explain.add_argument("--days", type=int, help="the secret's lifetime (default: the preselected one)")
     explain.add_argument("--platform", choices=("web", "spa", "publicClient"), help="redirect URI platform")
@@ -59,23 +62,26 @@ def explain(args: argparse.Namespace, settings: Settings) -> int:
     if not path:
         raise ConfigError("name the policy file: --file FILE, or set OAUTH_BOT_POLICY_FILE")
     policy = load_policy(path, admins=settings.admins)
+    secret = args.kind in ("new_app", "rotation") and args.sign_in == "secret"
     facts = Facts(
         kind=args.kind,
+        sign_in=args.sign_in if args.kind == "new_app" else "secret",
         sign_in_audience=ACCOUNT_TYPES[args.account_type],
-        days=args.days if args.days is not None else settings.default_secret_days,
+        days=(args.days if args.days is not None else settings.default_secret_days) if secret else None,
         redirect_platform=args.platform,
         requester_id=args.requester,
     )
     in_group, how = _membership(args, settings)
     verdict = policy.verdict(facts, in_group)
     platform = f"a {facts.redirect_platform} redirect URI" if facts.redirect_platform else "no redirect URI"
-    print(f"Request: {facts.kind}, {args.account_type} accounts, {facts.days} days, {platform}")
+    lifetime = f"{facts.days} days" if facts.days is not None else "no secret"
+    print(f"Request: {facts.kind}, {args.account_type} accounts, {lifetime}, {platform}")
     print(f"Requester: {facts.requester_id}")
     for rule, why_not in verdict.skipped:
         print(f"Rule {rule.number} does not apply: {why_not}.")
     print(f"Applies: {verdict.rule.describe()}.")
     longest = settings.max_secret_days(max_days=verdict.rule.max_days)
-    if facts.days > longest:
+    if facts.days is not None and facts.days > longest:
         print(f"The lifetime is refused: this rule allows at most {lifetime_label(longest)}.")
     print(how)
     return 0

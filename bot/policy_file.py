@@ -15,14 +15,21 @@ import yaml
 
 from bot.core.errors import ConfigError
 from bot.core.model import REDIRECT_PLATFORMS
-from bot.core.policy import ACCOUNT_TYPES, KINDS, ApproverSet, Match, Policy, Rule
+from bot.core.policy import ACCOUNT_TYPES, KINDS, SIGN_INS, ApproverSet, Match, Policy, Rule
 
 USERGROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 TOP_KEYS = ("approvers", "rules")
 SET_KEYS = ("usergroup", "users")
 RULE_KEYS = ("match", "auto", "approvers", "approvals", "max_days")
-MATCH_KEYS = ("kind", "account_types", "lifetime_days_at_most", "redirect_platforms", "requester_in")
+MATCH_KEYS = (
+    "kind",
+    "sign_in",
+    "account_types",
+    "lifetime_days_at_most",
+    "redirect_platforms",
+    "requester_in",
+)
 MAX_DAYS = 730  # the longest lifetime oauth-bot ever offers (OAUTH_BOT_MAX_SECRET_DAYS's maximum)
 
 
@@ -175,6 +182,7 @@ class _Reader:
         where = f"{where}, match"
         values = self.keys(raw, MATCH_KEYS, where)
         kinds = self.words(values.get("kind"), KINDS, f"{where}.kind")
+        sign_ins = self.words(values.get("sign_in"), SIGN_INS, f"{where}.sign_in")
         account_types = self.words(
             values.get("account_types"), tuple(ACCOUNT_TYPES), f"{where}.account_types"
         )
@@ -192,6 +200,7 @@ class _Reader:
             requester_in = None
         return Match(
             kinds=frozenset(kinds),
+            sign_ins=frozenset(sign_ins),
             audiences=frozenset(ACCOUNT_TYPES[a] for a in account_types),
             lifetime_days_at_most=at_most,
             redirect_platforms=frozenset(platforms),

@@ -188,8 +188,22 @@ def build(
         outcomes=outcomes,
     )
     federation = FederationFlow(settings=settings, store=store, graph=graph, steps=runner, outcomes=outcomes)
+    retirement = Retirement(
+        settings=settings,
+        store=store,
+        graph=graph,
+        sign_ins=graph,
+        notifier=notifier,
+        granted_roles=roles,
+    )
     removal = RemovalFlow(
-        store=store, graph=graph, vault=vault, notifier=notifier, steps=runner, outcomes=outcomes
+        store=store,
+        graph=graph,
+        vault=vault,
+        notifier=notifier,
+        steps=runner,
+        outcomes=outcomes,
+        usage=retirement,
     )
     new_app = NewAppFlow(
         store=store,
@@ -248,14 +262,6 @@ def build(
         threads=settings.oauth_bot_worker_threads,
         poll_seconds=settings.oauth_bot_poll_seconds,
         metrics=metrics,
-    )
-    retirement = Retirement(
-        settings=settings,
-        store=store,
-        graph=graph,
-        sign_ins=graph,
-        notifier=notifier,
-        granted_roles=roles,
     )
     lifecycle = Lifecycle(
         settings=settings,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -17,6 +18,8 @@ from bot.runtime import Services
 from bot.slack import cards, modals, retirement
 from bot.slack.ids import Action, Field
 from handlers.text import error_text, read_access_answer, waiting_for
+
+log = logging.getLogger(__name__)
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -77,8 +80,6 @@ def _retirement(app: AsyncApp, services: Services) -> None:
         await decide(body, client, remove=False)
 
 
-
-
 def _forms(app: AsyncApp, services: Services) -> None:
     """A choice in a form that changes which fields it shows: the form is updated in place."""
     settings = services.settings
@@ -94,8 +95,8 @@ def _forms(app: AsyncApp, services: Services) -> None:
             )
             await client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)
         except SlackApiError as error:
-            if error.response.get("error") != "hash_conflict":
-                raise
+            if error.response.get("error") != "hash_conflict":  # (a quicker second choice won)
+                log.warning("the form could not be updated: %s", error.response.get("error"))
 
     for field in (Field.WORKLOAD, Field.GITHUB_ENTITY):
         app.action({"block_id": field, "action_id": Action.VALUE})(update_form)

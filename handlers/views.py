@@ -170,7 +170,7 @@ def _federate(app: AsyncApp, services: Services) -> None:
             return
         await ack()
         try:
-            await asyncio.to_thread(
+            request = await asyncio.to_thread(
                 intake.submit_federation,
                 requester_id=user_id,
                 team_id=(body.get("team") or {}).get("id"),
@@ -180,3 +180,6 @@ def _federate(app: AsyncApp, services: Services) -> None:
             )
         except OAuthBotError as error:
             await client.chat_postMessage(channel=user_id, text=f"Your request could not be filed: {error}")
+            return
+        if request.status == Status.APPROVED:  # approved by policy
+            services.worker.submit(request.id)

@@ -182,15 +182,11 @@ class Vault:
             return None
         return StoredVersion(str(properties.version), dict(properties.tags or {}))
 
-    def retire(self, reference: VaultReference, *, whole_secret: bool) -> None:
-        """A value nobody may use any more: the whole secret deleted (soft: recoverable for the
-        vault's retention period) when no other version holds a live value, else this version
-        disabled. A secret already gone counts as done."""
+    def retire(self, reference: VaultReference) -> None:
+        """A value nobody may use any more: this version disabled (the secret itself stays, so
+        the next rotation can add a version). A version already gone counts as done."""
         try:
-            if whole_secret:
-                self._client.begin_delete_secret(reference.name).wait()
-            else:
-                self._client.update_secret_properties(reference.name, reference.version, enabled=False)
+            self._client.update_secret_properties(reference.name, reference.version, enabled=False)
         except ResourceNotFoundError:
             return
         except HttpResponseError as error:

@@ -11,6 +11,7 @@
     ├── SecretRemovalNeedsConfirmation  the secret to remove was not issued by oauth-bot
     ├── FederatedLimitReached    the app holds Entra's 20 federated identity credentials
     ├── FederatedConflict        the credential's name is taken on the app by another trust
+    ├── SecretStillNeeded        a secret asked to be removed still signs in, or nothing replaces it
     ├── CardNotPosted            the approval card could not be posted, so the request was failed
     └── RemoteError              a remote service failed (after retries)
         ├── GraphError           Microsoft Graph answered an error
@@ -91,6 +92,13 @@ class FederatedLimitReached(OAuthBotError):
 
 class FederatedConflict(OAuthBotError):
     code = "federated_conflict"
+
+
+class SecretStillNeeded(Conflict):
+    """Removing this secret now would break what signs in with it (recent sign-ins), or leave
+    the app without a way to sign in (no federated credential any more)."""
+
+    code = "secret_still_needed"
 
 
 class CardNotPosted(OAuthBotError):

@@ -9,19 +9,21 @@ is `Policy.built_in()`: one rule, one approval by an oauth-bot admin (what oauth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from bot.core.model import Kind, Request
 
 # The policy file's words for a request's kind, and the account types by the portal's short names.
 KINDS = ("new_app", "rotation", "federated", "read_access")
+SIGN_INS = ("secret", "federated")  # a new app's credential: a client secret, or a federated one
 KIND_WORDS = {
     "new_app": "new apps",
     "rotation": "rotations",
-    "federated": "federated credentials",
+    "federated": "federated credentials for existing apps",
     "read_access": "read access requests",
 }
+SIGN_IN_WORDS = {"secret": "a client secret", "federated": "a federated credential"}
 ACCOUNT_TYPES = {
     "single_tenant": "AzureADMyOrg",
     "multitenant": "AzureADMultipleOrgs",
@@ -34,17 +36,27 @@ POLICY_CAP = "the approval policy"  # whose cap it is when a rule's max_days sho
 
 
 def policy_kind(request: Request) -> str:
-    """The policy file's kind of a request: the one place a Kind becomes a policy kind. A new app
-    that signs in with a federated credential (no secret) and a federated credential for an
-    existing app are both "federated"; removing a secret the app no longer needs is a change to
-    its credentials like a rotation."""
-    if request.kind == Kind.FEDERATE or request.federated is not None:
+    """The policy file's kind of a request: the one place a Kind becomes a policy kind. A new
+    app is a new app however it signs in (a rule for risky account types holds for a secretless
+    one too; `sign_in: federated` tells them apart); a federated credential for an existing app
+    is "federated". Removing a secret never reaches the policy: the admins decide it
+    (Approvals.rule_for)."""
+    if request.kind == Kind.FEDERATE:
         return "federated"
-    if request.kind in (Kind.ROTATE, Kind.REMOVE_SECRET):
+    if request.kind == Kind.ROTATE:
         return "rotation"
     if request.kind == Kind.READ_ACCESS:
         return "read_access"
     return "new_app"
+
+
+def _gives_secret(request: Request) -> bool:
+    return request.kind in (Kind.NEW_APP, Kind.ROTATE) and request.federated is None
+
+
+def sign_in_of(request: Request) -> str:
+    """How the app the request gives signs in: "federated" (no secret) or "secret"."""
+    return "federated" if request.federated is not None else "secret"
 
 
 @dataclass(frozen=True)
@@ -66,8 +78,9 @@ class Facts:
     """What a rule looks at: the request as the policy file names it."""
 
     kind: str  # one of KINDS
+    sign_in: str  # one of SIGN_INS
     sign_in_audience: str
-    days: int
+    days: int | None  # the secret's lifetime; None: the request gives no secret
     redirect_platform: str | None
     requester_id: str
 
@@ -75,8 +88,9 @@ class Facts:
     def of(cls, request: Request) -> Facts:
         return cls(
             kind=policy_kind(request),
+            sign_in=sign_in_of(request),
             sign_in_audience=request.sign_in_audience,
-            days=0 if request.federated is not None else request.secret_days,  # no secret, no lifetime
+            days=request.secret_days if _gives_secret(request) else None,
             redirect_platform=request.redirect_platform if request.redirect_uri else None,
             requester_id=request.requester_id,
         )
@@ -85,11 +99,18 @@ class Facts:
 InGroup = Callable[[ApproverSet, str], bool]  # (approver set, user id) → is the user in it?
 
 
+def _lifetime_failure(days: int | None, at_most: int) -> str | None:
+    if days is None:  # a lifetime rule is about secrets; a request without one is not "short-lived"
+        return "it gives no secret, so it has no lifetime to be short"
+    return f"its lifetime of {days} days is over {at_most} days" if days > at_most else None
+
+
 @dataclass(frozen=True)
 class Match:
     """What a rule applies to; an empty Match applies to every request."""
 
     kinds: frozenset[str] = frozenset()  # empty: any kind
+    sign_ins: frozenset[str] = frozenset()  # SIGN_INS; empty: either
     audiences: frozenset[str] = frozenset()  # signInAudience values; empty: any
     lifetime_days_at_most: int | None = None
     redirect_platforms: frozenset[str] = frozenset()  # empty: any (or none)
@@ -99,24 +120,33 @@ class Match:
         self, facts: Facts, requester_in: ApproverSet | None, in_group: InGroup
     ) -> str | None:
         """The first condition the request does not meet, in words (None: it matches)."""
+        return next((why for why in self._failures(facts, requester_in, in_group) if why), None)
+
+    def _failures(
+        self, facts: Facts, requester_in: ApproverSet | None, in_group: InGroup
+    ) -> Iterator[str | None]:
         if self.kinds and facts.kind not in self.kinds:
-            return f"its kind is {facts.kind}, not {_either(sorted(self.kinds))}"
+            yield f"its kind is {facts.kind}, not {_either(sorted(self.kinds))}"
+        if self.sign_ins and facts.sign_in not in self.sign_ins:
+            wanted = _either(SIGN_IN_WORDS[w] for w in sorted(self.sign_ins))
+            yield f"it signs in with {SIGN_IN_WORDS[facts.sign_in]}, not {wanted}"
         if self.audiences and facts.sign_in_audience not in self.audiences:
             name = ACCOUNT_TYPE_NAMES.get(facts.sign_in_audience, facts.sign_in_audience)
-            return f"its account type {name} is not one of {_either(_account_types(self.audiences))}"
-        if self.lifetime_days_at_most is not None and facts.days > self.lifetime_days_at_most:
-            return f"its lifetime of {facts.days} days is over {self.lifetime_days_at_most} days"
+            yield f"its account type {name} is not one of {_either(_account_types(self.audiences))}"
+        if self.lifetime_days_at_most is not None:
+            yield _lifetime_failure(facts.days, self.lifetime_days_at_most)
         if self.redirect_platforms and facts.redirect_platform not in self.redirect_platforms:
             platform = facts.redirect_platform or "none"
-            return f"its redirect platform ({platform}) is not {_either(sorted(self.redirect_platforms))}"
+            yield f"its redirect platform ({platform}) is not {_either(sorted(self.redirect_platforms))}"
         if requester_in is not None and not in_group(requester_in, facts.requester_id):
-            return f"the requester is not in {requester_in.name}"
-        return None
+            yield f"the requester is not in {requester_in.name}"
 
     def describe(self) -> str:
         """e.g. "new apps for multitenant or personal accounts, of at most 90 days"."""
         words = _either(KIND_WORDS[k] for k in sorted(self.kinds)) if self.kinds else "requests"
         conditions = []
+        if self.sign_ins:
+            conditions.append(f"signing in with {_either(SIGN_IN_WORDS[w] for w in sorted(self.sign_ins))}")
         if self.audiences:
             conditions.append(f"for {_either(_account_types(self.audiences))} accounts")
         if self.lifetime_days_at_most is not None:

@@ -183,7 +183,7 @@ def validate_new_app(
             days = int(secret_days)
         except ValueError:
             errors["secret_expiry"] = "Choose one of the listed lifetimes."
-    wants_secret = spec is None and "workload" not in errors
+    wants_secret = parse_workload(workload) == Workload.SECRET  # (not a federated form with a typo)
     if wants_secret and not limit.passwords_allowed:
         errors["secret_expiry"] = limit.blocked_message()
     if wants_secret and "secret_expiry" not in errors:

@@ -6,7 +6,8 @@ Who may decide is checked at every click: a member of the rule's approver set (a
 group's members now, or its listed user IDs) counts as one of its approvals, never the
 requester, each person once. An oauth-bot admin may deny any request, and approves under a
 rule that names no approvers (the built-in policy); an admin outside a rule's approver set
-does not count as one of its approvals.
+does not count as one of its approvals. Removing a secret (Kind.REMOVE_SECRET) is always the
+admins' decision, whatever the file says.
 
 Each approval is recorded with the request's row locked, so of any number of clicks on any
 number of replicas exactly one reaches the rule's number and moves it pending → approved.
@@ -22,8 +23,8 @@ from datetime import timedelta
 from bot.config import Settings
 from bot.core.access import check_can_decide
 from bot.core.errors import Conflict, NotAllowed, RemoteError, ValidationError
-from bot.core.model import ApproverReminder, Request, Status, require_status
-from bot.core.policy import ADMINS, ApproverSet, Facts, Rule, may_approve
+from bot.core.model import ApproverReminder, Kind, Request, Status, require_status
+from bot.core.policy import ADMINS, ApproverSet, Facts, Policy, Rule, may_approve
 from bot.core.ports import ApproverDirectory, Notifier, Repository
 from bot.core.validation import lifetime_label
 from bot.flows.outcomes import Outcomes
@@ -57,11 +58,9 @@ class Approvals:
         return user_id in group.users
 
     def rule_for(self, request: Request) -> Rule:
+        if request.kind == Kind.REMOVE_SECRET:  # whatever the file says: one admin approves
+            return Policy.built_in().rules[0]
         return self.policy.rule_for(Facts.of(request), self.in_group)
-
-    def longest_lifetime(self, request: Request) -> int:
-        """The longest lifetime this request may have under its rule and the settings."""
-        return self.settings.max_secret_days(max_days=self.rule_for(request).max_days)
 
     def check_lifetime(self, request: Request) -> None:
         """ValidationError on the form's expiry if the request's rule caps its lifetime lower."""
@@ -80,10 +79,30 @@ class Approvals:
     def assign_rule(self, request: Request) -> Rule:
         """Set the rule that applies on a request about to be filed (nothing without a policy file)."""
         rule = self.rule_for(request)
-        if self.policy.from_file:
+        if self.policy.from_file and request.kind != Kind.REMOVE_SECRET:
             request.rule_number, request.rule_text = rule.number, rule.describe()
             request.approvals_needed, request.approver_set = rule.approvals, rule.approvers
         return rule
+
+    def check_enough_approvers(self, request: Request, rule: Rule) -> None:
+        """NotAllowed when the rule needs more approvals than its fixed list of people (or the
+        admins) has people besides this request's requester, who never counts: filed, it could
+        only expire. (A Slack user group's members change; its clicks are checked as they come.
+        Without a policy file the admins decide, as they always did.)"""
+        if rule.auto or not self.policy.from_file:
+            return
+        group = self.policy.approver_set(rule.approvers)
+        if group is not None and group.usergroup:
+            return
+        people = set(group.users) if group is not None else set(self.settings.admins)
+        eligible = people - {request.requester_id}
+        if len(eligible) < rule.approvals:
+            who = group.name if group is not None else ADMINS
+            raise NotAllowed(
+                f"The approval policy's rule {rule.number} needs {rule.approvals} approvals from "
+                f"{who}, but only {len(eligible)} of them can approve a request of yours. "
+                "Ask an oauth-bot admin to change the policy."
+            )
 
     # --- who may decide -------------------------------------------------------------------
     def _who(self, request: Request) -> str:

@@ -19,6 +19,7 @@ from bot.core.errors import (
     SecretLimitReached,
     SecretRemovalNeedsConfirmation,
 )
+from bot.core.lifetimes import UNKNOWN, PasswordLimit
 from bot.core.model import (
     OPEN_STATUSES,
     Application,
@@ -33,6 +34,7 @@ from bot.core.model import (
     StepState,
     require_status,
 )
+from bot.core.policy import POLICY_CAP
 from bot.core.ports import Directory, Notifier, Repository
 from bot.core.validation import NewAppInput
 from bot.flows import filings
@@ -116,12 +118,16 @@ class Intake:
                 "it removes only secrets it issued."
             )
         app = self.access.find(requester_id, credential.client_id, AppAction.MANAGE)
+        for open_request in self.store.requests_in(OPEN_STATUSES):
+            if open_request.kind == Kind.REMOVE_SECRET and open_request.key_id == key_id:
+                raise Conflict(f"Removal request #{open_request.id} for Secret ID {key_id} is open already.")
         return self._file_and_decide(
             filings.secret_removal(app, credential, requester_id=requester_id, team_id=team_id)
         )
 
     def _file_and_decide(self, request: Request) -> Request:
         rule = self.approvals.assign_rule(request)
+        self.approvals.check_enough_approvers(request, rule)
         request = self._file(request)
         if rule.auto:
             return self.approvals.approve_by_policy(request)
@@ -158,17 +164,19 @@ class Intake:
     def submit_rotation(self, *, requester_id: str, team_id: str | None, target: str) -> Request:
         """File a rotation; owners may rotate without approval when the setting allows it."""
         app = self.access.find(requester_id, target, AppAction.MANAGE)
-        days, note = self._rotation_lifetime(app)
+        wanted = self.settings.default_secret_days
         request = filings.rotation(
             app,
             requester_id=requester_id,
             team_id=team_id,
-            days=days,
-            lifetime_note=note,
+            days=wanted,
+            lifetime_note=None,
             grace_days=self.settings.oauth_bot_grace_days,
             now=self.store.now(),
         )
-        request.secret_days = min(request.secret_days, self.approvals.longest_lifetime(request))
+        limit = self._rotation_limit(app).within(self.approvals.rule_for(request).max_days, POLICY_CAP)
+        request.secret_days = self.settings.default_days(max_days=limit.max_days)
+        request.lifetime_note = limit.capped(wanted)
         self_service = self.settings.oauth_bot_owner_self_rotate and self.access.is_owner(app, requester_id)
         if not self_service:
             return self._file_and_decide(request)
@@ -207,17 +215,16 @@ class Intake:
             return grant
         return self._file_and_decide(request)
 
-    def _rotation_lifetime(self, app: ManagedApp) -> tuple[int, str | None]:
-        """The new secret's lifetime: the default, capped by the app's effective app management
-        policy when the bot may read it (and what the card and DM say about the cap). An app
-        whose policy allows no client secret cannot be rotated: a federated credential can."""
-        wanted = self.settings.default_secret_days
+    def _rotation_limit(self, app: ManagedApp) -> PasswordLimit:
+        """What the app's effective app management policy allows its new secret, when the bot
+        may read it. An app whose policy allows no client secret cannot be rotated: a federated
+        credential can."""
         if self.tenant_limits is None:
-            return wanted, None
+            return UNKNOWN
         limit = self.tenant_limits.for_app(app.object_id, app.created_at)
         if not limit.passwords_allowed:
             raise NotAllowed(limit.blocked_message(f"{app.display_name}"))
-        return self.settings.default_days(max_days=limit.max_days), limit.capped(wanted)
+        return limit
 
     def announce(self, request: Request) -> None:
         """Post the approval card (once) and confirm to the requester.

@@ -121,7 +121,7 @@ class Retirement:
 
     def _retire(self, credential: Credential, app: ManagedApp, now: datetime) -> Retired | None:
         if credential.retire_state != RetireState.REMOVING:
-            known, used = self._recent_use(credential)
+            known, used = self.recent_use(credential)
             if not known:  # could not tell this time (Graph failed): ask again next run
                 return None
             if used is not None:
@@ -140,7 +140,7 @@ class Retirement:
             return self._remove(credential, app, actor="oauth-bot", reason=why, why=why)
         return self._remove(credential, app, actor="oauth-bot", reason="grace period ended")
 
-    def _recent_use(self, credential: Credential) -> tuple[bool, datetime | None]:
+    def recent_use(self, credential: Credential) -> tuple[bool, datetime | None]:
         """(known, the last sign-in within the quiet period): None when there was none or the
         bot may not tell (then the timed removal goes ahead); not known when Graph failed."""
         if not self.may_check_usage():

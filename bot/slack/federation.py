@@ -135,8 +135,8 @@ def secret_removed(request: Request, key_id: str) -> Message:
                         text(".\nSecret ID: "),
                         text(key_id, code=True),
                         text(
-                            "\nIts value is gone from Key Vault too; the app signs in with its "
-                            "federated credential."
+                            "\nIts version in Key Vault is disabled (nobody can read it); the app "
+                            "signs in with its federated credential."
                         ),
                     ]
                 )

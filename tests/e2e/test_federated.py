@@ -31,6 +31,7 @@ from tests.e2e.flows import (
     request_federated_app,
     request_id_of,
     request_new_app,
+    rotation_card,
     wait_for_status,
 )
 
@@ -565,10 +566,20 @@ def test_an_expiring_secret_of_a_federated_app_can_be_removed_from_its_reminder(
     removal = wait_for_status(bot, request_id_of(removal_card), Status.COMPLETED, Status.FAILED)
     assert removal.status == Status.COMPLETED, removal.error
     assert [p["keyId"] for p in cloud.graph.passwords(app["id"])] == [portal]
-    assert f"oauth-{client_id}" in cloud.vault.deleted_names()
     credential = bot.services.store.credential(secret_app.key_id or "")
     assert credential is not None and credential.status == CredentialStatus.REMOVED
     assert "was removed" in _seen(cloud.slack.dm_messages(DEVELOPER)[-1])
+    # Its vault version is disabled, not the secret deleted: the app can still be rotated later.
+    name = f"oauth-{client_id}"
+    assert name not in cloud.vault.deleted_names()
+    version = credential.vault_secret_id.rstrip("/").split("/")[-1]
+    [bundle] = [v for v in cloud.vault.versions(name) if v["id"].rstrip("/").endswith(version)]
+    assert bundle["attributes"]["enabled"] is False
+    rotation = rotation_card(slack, ADMINS[0], client_id)
+    slack.click(ADMINS[1], "Approve", message=rotation, channel=APPROVAL_CHANNEL)
+    rotated = wait_for_status(bot, request_id_of(rotation), Status.COMPLETED, Status.FAILED)
+    assert rotated.status == Status.COMPLETED, rotated.error
+    assert cloud.vault.value_of(name) is not None
 
 
 def test_no_removal_is_suggested_once_the_federated_credential_is_gone(

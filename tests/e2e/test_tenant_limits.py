@@ -29,6 +29,7 @@ from tests.e2e.conftest import wait_until
 from tests.e2e.flows import (
     FORM,
     approve,
+    fill_sign_in,
     open_modal,
     request_id_of,
     request_new_app,
@@ -175,6 +176,35 @@ def test_a_policy_that_forbids_client_secrets_points_to_a_federated_credential(
     error = response.json()["errors"]["secret_expiry"]
     assert "does not allow client secrets on new apps" in error and "federated credential" in error
     assert len(cloud.slack.messages(APPROVAL_CHANNEL)) == before
+
+
+def test_where_secrets_are_forbidden_a_federated_form_shows_its_own_field_errors_and_is_filed(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """The tenant forbids client secrets and the requester chose GitHub Actions: a mistyped
+    repository is a field error on Repository (not the secret-expiry advice, which is not on
+    that form), and once corrected the request is filed (a federated credential needs no
+    secret, so the tenant's password rules do not apply)."""
+    cloud.graph.set_tenant_password_policy(block_passwords=True)
+    modal = fill_sign_in(slack, DEVELOPER, "oidc-only", "GitHub Actions")
+    fields: dict[str, object] = {
+        "Justification": FORM["Justification"],
+        "Repository": "not a repository",
+        "Branch": "main",
+    }
+    errors = slack.submit(DEVELOPER, modal, fields).json()["errors"]
+    assert set(errors) == {"github_repository"}
+    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
+    response = slack.submit(DEVELOPER, modal, {**fields, "Repository": "contoso/oidc-only"})
+    assert response.content in (b"", b"{}"), response.text
+    card = wait_until(
+        lambda: (
+            len(cloud.slack.messages(APPROVAL_CHANNEL)) > before
+            and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
+        ),
+        what="the approval card",
+    )
+    assert "repo:contoso/oidc-only:ref:refs/heads/main" in json.dumps(card["blocks"])
 
 
 def _new_app(cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, name: str) -> Request:

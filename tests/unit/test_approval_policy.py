@@ -21,9 +21,12 @@ EXAMPLE = ROOT / "deploy" / "policy.example.yml"
 LEADS = ("U0LEAD1", "U0LEAD2")
 
 
-def facts(kind: str = "new_app", audience: str = "AzureADMyOrg", days: int = 180, **extra: Any) -> Facts:
+def facts(
+    kind: str = "new_app", audience: str = "AzureADMyOrg", days: int | None = 180, **extra: Any
+) -> Facts:
     return Facts(
         kind=kind,
+        sign_in=extra.get("sign_in", "secret"),
         sign_in_audience=audience,
         days=days,
         redirect_platform=extra.get("platform"),
@@ -53,9 +56,16 @@ def test_the_shipped_example_is_the_readme_s_and_means_what_the_issue_says() -> 
         assert (rule.number, rule.approvers, rule.approvals) == (2, "identity-team", 2)
     short_by_lead = policy.rule_for(facts(days=90, requester=LEADS[0]), no_groups)
     assert short_by_lead.number == 3 and short_by_lead.auto
+    # A new app that signs in with a federated credential is still a new app: a risky audience
+    # needs two approvers; a single-tenant one is approved by policy (rule 4), as is a
+    # federated credential for an existing app (rule 1).
+    risky = policy.rule_for(facts(audience="AzureADMultipleOrgs", days=None, sign_in="federated"), no_groups)
+    assert (risky.number, risky.approvals) == (2, 2)
+    assert policy.rule_for(facts(days=None, sign_in="federated"), no_groups).number == 4
+    assert policy.rule_for(facts(days=None, sign_in="federated", requester=LEADS[0]), no_groups).number == 4
     rest = policy.rule_for(facts(days=90), no_groups)
-    assert (rest.number, rest.approvals, rest.max_days) == (4, 1, 180)
-    assert policy.rule_for(facts("rotation"), no_groups).number == 4
+    assert (rest.number, rest.approvals, rest.max_days) == (5, 1, 180)
+    assert policy.rule_for(facts("rotation"), no_groups).number == 5
     assert policy.offered_max_days("new_app") is None  # rule 2 lets multitenant apps have longer
     assert policy.offered_max_days("rotation") == 180
 
@@ -186,16 +196,17 @@ def test_policy_check_explains_each_rule(capsys: pytest.CaptureFixture[str]) -> 
     """`oauth-bot policy check FILE`: valid, each approver set and each rule in words."""
     assert cli.main(["policy", "check", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
-    assert "valid; 4 rule(s)" in out
+    assert "valid; 5 rule(s)" in out
     assert "Approvers identity-team (Slack user group S0ADMINS)" in out
-    assert "Rule 1: federated credentials are approved by policy." in out
+    assert "Rule 1: federated credentials for existing apps are approved by policy." in out
     assert (
         "Rule 2: new apps for multitenant, multitenant_personal or personal accounts need 2 approvals "
         "from identity-team." in out
     )
     assert "Rule 3: new apps of at most 90 days from members of leads are approved by policy." in out
+    assert "Rule 4: new apps signing in with a federated credential are approved by policy." in out
     assert (
-        "Rule 4: all other requests need 1 approval from identity-team; secrets last at most 180 days." in out
+        "Rule 5: all other requests need 1 approval from identity-team; secrets last at most 180 days." in out
     )
 
 
@@ -238,6 +249,13 @@ def test_policy_explain_shows_the_rule_a_sample_request_hits_and_why(
     assert cli.main([*args, "--days", "365", "--requester", LEADS[0]]) == 0
     out = capsys.readouterr().out
     assert "Rule 3 does not apply: its lifetime of 365 days is over 90 days." in out
-    assert "Applies: Rule 4:" in out and "refused: this rule allows at most 180 days" in out
+    assert "Rule 4 does not apply: it signs in with a client secret, not a federated credential." in out
+    assert "Applies: Rule 5:" in out and "refused: this rule allows at most 180 days" in out
     assert cli.main([*args, "--days", "90", "--requester", LEADS[0]]) == 0
     assert "Applies: Rule 3:" in capsys.readouterr().out
+    assert cli.main([*args, "--sign-in", "federated", "--account-type", "multitenant"]) == 0
+    out = capsys.readouterr().out
+    assert "no secret" in out and "Applies: Rule 2:" in out
+    assert cli.main([*args, "--sign-in", "federated"]) == 0
+    out = capsys.readouterr().out
+    assert "Rule 3 does not apply: it gives no secret" in out and "Applies: Rule 4:" in out
