@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.core.access import Access
 from bot.core.clock import Clock
 from bot.core.errors import OAuthBotError
-from bot.core.model import Kind
+from bot.core.model import Kind, Request
 from bot.engine.liveness import Liveness, liveness_for
 from bot.engine.runner import BoundaryHook, Runner, new_worker_id, no_hook
 from bot.engine.scheduler import Scheduler
@@ -198,7 +198,11 @@ def build(
         verify=verifier,
         read_access=read_access,
     )
-    runner.connect({Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run}, on_failure=outcomes.fail)
+    def failed(request: Request, message: str, code: str | None) -> None:
+        outcomes.fail(request, message, code)
+        read_access.withdraw(request)  # no grant outlives a request that failed
+
+    runner.connect({Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run}, on_failure=failed)
     intake = Intake(
         settings=settings, store=store, graph=graph, notifier=notifier, access=access, outcomes=outcomes
     )

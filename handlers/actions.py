@@ -10,7 +10,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import is_admin
 from bot.core.errors import OAuthBotError, SecretRemovalNeedsConfirmation
-from bot.core.model import Status
 from bot.runtime import Services
 from bot.slack import cards, modals
 from bot.slack.ids import Action
@@ -150,21 +149,16 @@ def _secrets(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.ROTATE_NOW)
     async def rotate_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """The rotation form, as `/oauth-secret rotate` opens it (its Submit files the rotation)."""
         await ack()
+        user_id = body["user"]["id"]
         try:
-            request = await asyncio.to_thread(
-                intake.submit_rotation,
-                requester_id=body["user"]["id"],
-                team_id=(body.get("team") or {}).get("id"),
-                target=_value(body),
-            )
+            target = await asyncio.to_thread(intake.rotation_target, user_id, _value(body))
+            await asyncio.to_thread(intake.check_limits, user_id)
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
-        if request.status == Status.APPROVED:
-            worker.submit(request.id)
-            await _tell(
-                client, body, f"Rotating now (request #{request.id}); you will get a DM when it is ready."
-            )
-        else:
-            await _tell(client, body, f"Rotation request #{request.id} is waiting for an admin's approval.")
+        view = modals.rotate_modal(
+            target, readers=bool(settings.key_vault_resource_id), response_url=body.get("response_url")
+        )
+        await client.views_open(trigger_id=body["trigger_id"], view=view)

@@ -1,4 +1,4 @@
-"""Modal submissions: the new-app form and the deny reason."""
+"""Modal submissions: the new-app form, the rotation form and the deny reason."""
 
 from __future__ import annotations
 
@@ -9,18 +9,36 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.core.errors import OAuthBotError, RateLimited, ValidationError
-from bot.core.validation import MAX_DENY_REASON, has_bad_multiline_characters, validate_new_app
+from bot.core.model import ExtraReader, Status
+from bot.core.validation import (
+    MAX_DENY_REASON,
+    has_bad_multiline_characters,
+    reader_ids,
+    validate_new_app,
+)
 from bot.runtime import Services
 from bot.slack.ids import Callback, Field
-from handlers.text import state_value
+from handlers.text import error_text, inert, state_value
 
 log = logging.getLogger(__name__)
 
 
+async def extra_readers(services: Services, view: dict[str, Any]) -> tuple[ExtraReader, ...]:
+    """The form's extra readers, checked against Graph; ValidationError on their field."""
+    ids = reader_ids(state_value(view, Field.EXTRA_READERS))
+    if not ids:
+        return ()
+    if services.read_access is None:
+        raise ValidationError({Field.EXTRA_READERS: "Extra readers are not set up in oauth-bot."})
+    return await asyncio.to_thread(services.read_access.resolve_readers, ids)
+
+
 def register(app: AsyncApp, services: Services) -> None:
     settings, intake = services.settings, services.intake
+    _rotation(app, services)
 
     @app.view(Callback.NEW_APP)
     async def new_app_submitted(
@@ -38,6 +56,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 secret_days=state_value(view, Field.SECRET_EXPIRY),
                 justification=state_value(view, Field.JUSTIFICATION),
             )
+            readers = await extra_readers(services, view)
             await asyncio.to_thread(intake.check_limits, user_id)
         except ValidationError as error:
             await ack(response_action="errors", errors=error.fields)
@@ -48,7 +67,9 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         team_id = (body.get("team") or {}).get("id")
         try:
-            await asyncio.to_thread(intake.submit_new_app, requester_id=user_id, team_id=team_id, data=data)
+            await asyncio.to_thread(
+                intake.submit_new_app, requester_id=user_id, team_id=team_id, data=data, readers=readers
+            )
         except OAuthBotError as error:
             await client.chat_postMessage(channel=user_id, text=f"Your request could not be filed: {error}")
 
@@ -83,3 +104,60 @@ def register(app: AsyncApp, services: Services) -> None:
             await asyncio.to_thread(intake.deny, request_id, actor=user_id, reason=reason)
         except OAuthBotError as error:
             await client.chat_postMessage(channel=user_id, text=f"Not denied: {error}")
+
+
+def _rotation(app: AsyncApp, services: Services) -> None:
+    intake, worker = services.intake, services.worker
+
+    @app.view(Callback.ROTATE)
+    async def rotate_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        user_id = body["user"]["id"]
+        try:
+            metadata = json.loads(view.get("private_metadata") or "{}")
+            client_id, response_url = str(metadata["client_id"]), metadata.get("response_url")
+        except (ValueError, KeyError, TypeError):
+            await ack(response_action="errors", errors={Field.EXTRA_READERS: "This form is out of date."})
+            return
+        try:
+            readers = await extra_readers(services, view)
+            await asyncio.to_thread(intake.check_limits, user_id)
+        except (ValidationError, RateLimited) as error:
+            errors = (
+                error.fields if isinstance(error, ValidationError) else {str(Field.EXTRA_READERS): str(error)}
+            )
+            if not any(b.get("block_id") == Field.EXTRA_READERS for b in view.get("blocks", [])):
+                await ack()  # no field to show it next to
+                await _tell(client, user_id, response_url, f"Not rotated: {error_text(error)}")
+                return
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        try:
+            request = await asyncio.to_thread(
+                intake.submit_rotation,
+                requester_id=user_id,
+                team_id=(body.get("team") or {}).get("id"),
+                target=client_id,
+                readers=readers,
+            )
+        except OAuthBotError as error:
+            await _tell(client, user_id, response_url, f"Not rotated: {error_text(error)}")
+            return
+        name = inert(request.display_name, limit=120)
+        if request.status == Status.APPROVED:
+            worker.submit(request.id)
+            text = f"Rotating the client secret of {name} (request #{request.id}); you will get a DM."
+        else:
+            text = f"Rotation request #{request.id} for {name} is waiting for an admin's approval."
+        await _tell(client, user_id, response_url, text)
+
+
+async def _tell(client: AsyncWebClient, user_id: str, response_url: str | None, text: str) -> None:
+    """An ephemeral answer where the rotation was asked for (its response_url), else a DM."""
+    if response_url:
+        webhook = AsyncWebhookClient(response_url, ssl=client.ssl, proxy=client.proxy)
+        await webhook.send(text=text, response_type="ephemeral", replace_original=False)
+    else:
+        await client.chat_postMessage(channel=user_id, text=text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from http import HTTPStatus
@@ -15,7 +15,14 @@ import httpx
 from bot.azure.retry import IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
 from bot.core.clock import iso, parse_iso
 from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown
-from bot.core.model import Application, NewPassword, PasswordCredential, SecretValue, TaggedApp
+from bot.core.model import (
+    Application,
+    DirectoryObject,
+    NewPassword,
+    PasswordCredential,
+    SecretValue,
+    TaggedApp,
+)
 from bot.core.ports import NO_METRICS, Metrics
 
 log = logging.getLogger(__name__)
@@ -307,3 +314,19 @@ class GraphClient:
             .get("value", [])
         )
         return str(found[0]["id"]) if len(found) == 1 else None
+
+    def directory_objects(self, object_ids: Sequence[str]) -> dict[str, DirectoryObject]:
+        """The directory objects with these object ids, of any type, by lower-case id (an id
+        the directory does not know is absent). POST /directoryObjects/getByIds: a read, so
+        safe to resend; needs Directory.Read.All."""
+        if not object_ids:
+            return {}
+        response = self._call(
+            "POST", "/directoryObjects/getByIds", "look up directory objects", json={"ids": list(object_ids)}
+        )
+        found: dict[str, DirectoryObject] = {}
+        for item in response.json().get("value", []):
+            kind = str(item.get("@odata.type") or "").rpartition(".")[2]
+            object_id = str(item.get("id") or "").lower()
+            found[object_id] = DirectoryObject(object_id, kind, str(item.get("displayName") or ""))
+        return found

@@ -64,6 +64,33 @@ class StepState(enum.StrEnum):
     FAILED = "failed"
 
 
+class ReaderKind(enum.StrEnum):
+    """The kinds of extra reader a request may name (Resource Manager's principalType values)."""
+
+    GROUP = "Group"
+    SERVICE_PRINCIPAL = "ServicePrincipal"  # a managed identity is one too
+
+
+READER_LABELS = {
+    ReaderKind.GROUP: "Group",
+    ReaderKind.SERVICE_PRINCIPAL: "Managed identity / service principal",
+}
+
+
+@dataclass(frozen=True)
+class ExtraReader:
+    """A group or service principal (managed identity) the requester asked to read the secret
+    too, as Microsoft Graph named it when the request was filed."""
+
+    object_id: str
+    kind: ReaderKind
+    display_name: str
+
+    @property
+    def label(self) -> str:
+        return f"{READER_LABELS[self.kind]}: {self.display_name}"
+
+
 @dataclass
 class Request:
     """A request for a new app or a rotation, from filing to its end."""
@@ -78,6 +105,7 @@ class Request:
     team_id: str | None = None
     redirect_uri: str | None = None
     redirect_platform: str | None = None
+    extra_readers: tuple[ExtraReader, ...] = ()  # granted read on the secret for the app's life
     id: int = 0
     uid: str = ""
     status: Status = Status.PENDING
@@ -214,6 +242,16 @@ class Application:
 
 
 @dataclass(frozen=True)
+class DirectoryObject:
+    """A directory object as Graph's getByIds returns it: `type` is the OData type's last part
+    ("user", "group", "servicePrincipal", "application", "device", ...)."""
+
+    object_id: str
+    type: str
+    display_name: str
+
+
+@dataclass(frozen=True)
 class TaggedApp:
     """One app of a tag scan: how many secrets it holds, and those that end before the horizon."""
 
@@ -291,6 +329,8 @@ class IssuedSecret:
     verified: bool | None = None
     read_access: ReadAccess | None = None  # None: the feature is off
     read_until: datetime | None = None  # with GRANTED: None means until removed
+    readers_granted: tuple[ExtraReader, ...] = ()  # the request's extra readers who can read it
+    readers_not_granted: tuple[ExtraReader, ...] = ()  # those the bot could not give access
 
 
 def require_status(request: Request, *allowed: str) -> None:

@@ -22,6 +22,7 @@ from bot.core.errors import (
 from bot.core.model import (
     OPEN_STATUSES,
     Application,
+    ExtraReader,
     Kind,
     ManagedApp,
     PasswordCredential,
@@ -55,7 +56,14 @@ class Intake:
         self.access = access
         self.outcomes = outcomes
 
-    def submit_new_app(self, *, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
+    def submit_new_app(
+        self,
+        *,
+        requester_id: str,
+        team_id: str | None,
+        data: NewAppInput,
+        readers: tuple[ExtraReader, ...] = (),
+    ) -> Request:
         """Store a pending request, post its approval card and confirm to the requester."""
         request = self._file(
             Request(
@@ -69,6 +77,7 @@ class Intake:
                 secret_description=data.secret_description,
                 secret_days=data.secret_days,
                 justification=data.justification,
+                extra_readers=readers,
             )
         )
         self.announce(request)
@@ -93,10 +102,26 @@ class Intake:
                 kind=request.kind,
                 display_name=request.display_name,
                 client_id=request.client_id,
+                **(
+                    {"extra_readers": [r.object_id for r in request.extra_readers]}
+                    if request.extra_readers
+                    else {}
+                ),
             )
         return request
 
-    def submit_rotation(self, *, requester_id: str, team_id: str | None, target: str) -> Request:
+    def rotation_target(self, requester_id: str, target: str) -> ManagedApp:
+        """The app a person may rotate (before the rotation form opens); NotAllowed/NotFound."""
+        return self.access.find(requester_id, target, AppAction.MANAGE)
+
+    def submit_rotation(
+        self,
+        *,
+        requester_id: str,
+        team_id: str | None,
+        target: str,
+        readers: tuple[ExtraReader, ...] = (),
+    ) -> Request:
         """File a rotation; owners may rotate without approval when the setting allows it."""
         app = self.access.find(requester_id, target, AppAction.MANAGE)
         today = self.store.now().strftime("%Y-%m-%d")
@@ -113,6 +138,7 @@ class Intake:
                 client_id=app.client_id,
                 object_id=app.object_id,
                 grace_days=self.settings.oauth_bot_grace_days,
+                extra_readers=readers,
             )
         )
         self_service = self.settings.oauth_bot_owner_self_rotate and self.access.is_owner(app, requester_id)

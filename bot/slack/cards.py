@@ -25,6 +25,13 @@ from bot.slack.ids import Action
 from bot.slack.views import Message, code, date, dicts, facts, text, user_mention
 
 
+def _reader_rows(request: Request) -> list[tuple[str, Any]]:
+    """The extra readers by type and name, with their object IDs (none: no row)."""
+    if not request.extra_readers:
+        return []
+    return [("Extra readers", "\n".join(f"{r.label} ({r.object_id})" for r in request.extra_readers))]
+
+
 def _rotation_rows(request: Request) -> list[tuple[str, Any]]:
     grace = request.grace_days or 0
     return [
@@ -33,6 +40,7 @@ def _rotation_rows(request: Request) -> list[tuple[str, Any]]:
         ("Application (client) ID", code(request.client_id or "")),
         ("New secret expiry", lifetime_label(request.secret_days)),
         ("Old secret", f"stays valid for {grace:g} days after the rotation" if grace else "removed at once"),
+        *_reader_rows(request),
     ]
 
 
@@ -52,6 +60,7 @@ def _request_rows(request: Request) -> list[tuple[str, Any]]:
         ("Secret description", request.secret_description),
         ("Secret expiry", lifetime_label(request.secret_days)),
         ("Justification", request.justification),
+        *_reader_rows(request),
     ]
 
 
@@ -226,6 +235,16 @@ def secret_ready(request: Request, issued: IssuedSecret) -> Message:
         rows.append(("Old secret", f"stays valid for {grace:g} more days" if grace else "removed"))
     if issued.read_access is not None:
         rows.append(("Your read access", read_access_text(issued)))
+    if issued.readers_granted:
+        rows.append(("Extra readers who can read it", ", ".join(r.label for r in issued.readers_granted)))
+    if issued.readers_not_granted:
+        rows.append(
+            (
+                "Extra readers not given access",
+                ", ".join(r.label for r in issued.readers_not_granted)
+                + " (oauth-bot could not give them Key Vault Secrets User on it: ask the oauth-bot admins)",
+            )
+        )
     blocks: list[Block] = [
         HeaderBlock(
             text="Your client secret is ready"

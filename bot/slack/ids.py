@@ -8,6 +8,7 @@ import enum
 class Callback(enum.StrEnum):
     NEW_APP = "oauth_app_new"
     DENY_REASON = "oauth_request_deny_reason"
+    ROTATE = "oauth_secret_rotate"
 
 
 class Action(enum.StrEnum):
@@ -33,4 +34,5 @@ class Field(enum.StrEnum):
     SECRET_DESCRIPTION = "secret_description"
     SECRET_EXPIRY = "secret_expiry"
     JUSTIFICATION = "justification"
+    EXTRA_READERS = "extra_readers"
     DENY_REASON = "deny_reason"

@@ -1,4 +1,4 @@
-"""The modals: the new-app request form and the deny reason."""
+"""The modals: the new-app request form, the rotation form and the deny reason."""
 
 from __future__ import annotations
 
@@ -8,17 +8,20 @@ import json
 from typing import Any
 
 from slack_sdk.models.blocks import (
+    Block,
     InputBlock,
     Option,
     PlainTextInputElement,
     PlainTextObject,
     RadioButtonsElement,
+    SectionBlock,
     StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
 from bot.config import Settings
-from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
+from bot.core.model import ManagedApp
+from bot.core.validation import AUDIENCE_LABELS, MAX_EXTRA_READERS, PLATFORM_LABELS, lifetime_label
 from bot.slack.ids import Action, Callback, Field
 
 
@@ -26,7 +29,10 @@ def new_app_modal(settings: Settings, *, name: str = "", channel_id: str | None 
     """The request form, with the name typed after `/oauth-app new` filled in."""
     view = copy.deepcopy(
         _new_app_form(
-            settings.secret_lifetime_choices, settings.default_secret_days, settings.oauth_bot_max_secret_days
+            settings.secret_lifetime_choices,
+            settings.default_secret_days,
+            settings.oauth_bot_max_secret_days,
+            readers=bool(settings.key_vault_resource_id),
         )
     )
     if name:
@@ -35,8 +41,52 @@ def new_app_modal(settings: Settings, *, name: str = "", channel_id: str | None 
     return view
 
 
+def extra_readers_block() -> InputBlock:
+    """Optional groups and managed identities / service principals that may read the secret too."""
+    return InputBlock(
+        block_id=Field.EXTRA_READERS,
+        label="Extra readers",
+        optional=True,
+        hint=(
+            "Object IDs of Microsoft Entra groups or managed identities / service principals that may "
+            f"also read the secret, one per line or comma-separated (at most {MAX_EXTRA_READERS}). "
+            "The approvers see them by name."
+        ),
+        element=PlainTextInputElement(
+            action_id=Action.VALUE, multiline=True, placeholder="00000000-0000-0000-0000-000000000000"
+        ),
+    )
+
+
+def rotate_modal(app: ManagedApp, *, readers: bool, response_url: str | None = None) -> dict[str, Any]:
+    """Confirm a rotation of this app's client secret, with optional extra readers; the answer
+    goes to `response_url` (the command's or the button's) when there is one, else a DM."""
+    blocks: list[Block] = [
+        SectionBlock(
+            text=PlainTextObject(
+                text=f"A new client secret for {app.display_name[:200]} ({app.client_id}), next to the "
+                "old one. The value goes into Key Vault; you get a DM.",
+                emoji=False,
+            )
+        )
+    ]
+    if readers:
+        blocks.append(extra_readers_block())
+    return View(
+        type="modal",
+        callback_id=Callback.ROTATE,
+        title=PlainTextObject(text="Rotate secret"),
+        submit=PlainTextObject(text="Submit"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=json.dumps({"client_id": app.client_id, "response_url": response_url}),
+        blocks=blocks,
+    ).to_dict()
+
+
 @functools.cache
-def _new_app_form(lifetimes: tuple[int, ...], default_days: int, max_days: int) -> dict[str, Any]:
+def _new_app_form(
+    lifetimes: tuple[int, ...], default_days: int, max_days: int, *, readers: bool = False
+) -> dict[str, Any]:
     """The form built and checked once per policy (slack_sdk's models validate lengths)."""
     audience_options = [Option(value=key, text=label) for key, label in AUDIENCE_LABELS.items()]
     platform_options = [Option(value=key, text=label) for key, label in PLATFORM_LABELS.items()]
@@ -104,6 +154,7 @@ def _new_app_form(lifetimes: tuple[int, ...], default_days: int, max_days: int) 
                 hint="What is the application for? The approvers read this.",
                 element=PlainTextInputElement(action_id=Action.VALUE, multiline=True),
             ),
+            *([extra_readers_block()] if readers else []),
         ],
     )
     return view.to_dict()

@@ -10,13 +10,22 @@ from sqlalchemy import func, or_, select, update
 
 from bot.core.clock import utc
 from bot.core.errors import NotFound
-from bot.core.model import OPEN_STATUSES, Kind, Request, Status
+from bot.core.model import OPEN_STATUSES, ExtraReader, Kind, ReaderKind, Request, Status
 from bot.store.database import Database, columns, entity
 from bot.store.tables import RequestRow
 
 
 def _request(row: RequestRow) -> Request:
-    return entity(Request, row, kind=Kind(row.kind), status=Status(row.status))
+    readers = tuple(
+        ExtraReader(r["object_id"], ReaderKind(r["kind"]), r["display_name"]) for r in row.extra_readers or ()
+    )
+    return entity(Request, row, kind=Kind(row.kind), status=Status(row.status), extra_readers=readers)
+
+
+def _readers_column(readers: tuple[ExtraReader, ...]) -> list[dict[str, str]] | None:
+    return [
+        {"object_id": r.object_id, "kind": str(r.kind), "display_name": r.display_name} for r in readers
+    ] or None
 
 
 class RequestRepository(Database):
@@ -25,7 +34,10 @@ class RequestRepository(Database):
         request.created_at = request.updated_at = now
         request.expires_at = now + ttl
         request.status = request.status or Status.PENDING
-        row = RequestRow(**columns(request, skip=("id",)))
+        row = RequestRow(
+            **columns(request, skip=("id", "extra_readers")),
+            extra_readers=_readers_column(request.extra_readers),
+        )
         with self.session() as session:
             session.add(row)
             session.flush()  # assigns the id, also inside an outer atomic() transaction

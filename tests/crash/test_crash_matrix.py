@@ -54,7 +54,7 @@ from tests.crash.conftest import (
     record,
 )
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import request_id_of, request_new_app
+from tests.e2e.flows import request_id_of, request_new_app, request_rotation
 
 HALT = "OAUTH_BOT_TEST_HALT_AT"
 RESUME_SECONDS = 5.0  # after /healthz turns 200, at the default lease (60 s) and poll (5 s)
@@ -497,15 +497,7 @@ def test_rotation_survives_a_sigkill_at(boundary: str, cell: Cell) -> None:
     client_id = created.client_id or ""
 
     def file_and_approve(slack: SlackDriver) -> int:
-        before = len(cloud.slack.messages(APPROVAL_CHANNEL))
-        assert slack.command(DEVELOPER, "/oauth-secret", f"rotate {client_id}").status_code == 200
-        card = wait_until(
-            lambda: (
-                len(cloud.slack.messages(APPROVAL_CHANNEL)) > before
-                and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
-            ),
-            what="the rotation card",
-        )
+        card = request_rotation(slack, DEVELOPER, client_id)
         assert "Secret rotation request" in json.dumps(card["blocks"])
         assert slack.click(ADMINS[1], "Approve", message=card, channel=APPROVAL_CHANNEL).status_code == 200
         return request_id_of(card)
