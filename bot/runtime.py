@@ -199,8 +199,10 @@ def build(
         read_access=read_access,
     )
     def failed(request: Request, message: str, code: str | None) -> None:
+        # No grant outlives a request that failed; ended first, so a Retry right after the
+        # failure cannot have its new grants withdrawn.
+        read_access.withdraw(request)
         outcomes.fail(request, message, code)
-        read_access.withdraw(request)  # no grant outlives a request that failed
 
     runner.connect({Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run}, on_failure=failed)
     intake = Intake(
