@@ -114,7 +114,8 @@ def test_a_rotation_over_socket_mode_is_approved_and_done(
     socket_cloud: FakeCloud, socket_bot: BackgroundBot, driver: SocketModeDriver
 ) -> None:
     """/oauth-secret rotate over the socket opens the rotation form, whose Submit files a
-    rotation; the admin's Approve envelope runs it, and the app ends with the old and the new secret, the new one the vault's latest."""
+    rotation; the admin's Approve envelope runs it, and the app ends with the old and the new
+    secret, the new one the vault's latest."""
     first = _final(socket_bot, request_id_of(_approved(socket_cloud, driver, "socket-rotated")))
     assert first.status == Status.COMPLETED
     before = len(socket_cloud.slack.messages(APPROVAL_CHANNEL))
