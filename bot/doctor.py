@@ -71,6 +71,11 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
 
     check("Key Vault", vault)
 
+    def resource_manager() -> str:
+        return _read_access_check(settings, tokens)
+
+    check("Resource Manager (read access)", resource_manager)
+
     def database() -> str:
         store = Store.from_url(settings.database_url)
         try:
@@ -83,3 +88,36 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
     check("database", database)
     out("all checks passed" if not failures else f"{failures} check(s) failed")
     return 0 if not failures else 1
+
+
+def _read_access_check(settings: Settings, tokens: list[TokenSource]) -> str:
+    """Whether the bot may write (and delete) role assignments at the vault: its effective
+    permissions there, notActions honoured. Conditions (the built-in one of Key Vault Data
+    Access Administrator, or one on Role Based Access Control Administrator) are not listed
+    by the permissions API: they only narrow which roles it may assign."""
+    from bot.azure.arm import DELETE, WRITE, RoleAssignments, allows
+
+    if not settings.key_vault_resource_id:
+        return "off (KEY_VAULT_RESOURCE_ID unset): requesters ask the admins for read access"
+    if not tokens:
+        raise OAuthBotError("skipped: no token")
+    arm = RoleAssignments(
+        settings.resource_manager_base,
+        tokens[0].credential(),
+        vault_resource_id=settings.key_vault_resource_id,
+        timeout=settings.oauth_bot_http_timeout_seconds,
+        budget_seconds=settings.oauth_bot_retry_budget_seconds,
+    )
+    try:
+        permissions = arm.effective_permissions()
+    finally:
+        arm.close()
+    missing = [action for action in (WRITE, DELETE) if not allows(permissions, action)]
+    if missing:
+        raise OAuthBotError(
+            f"the bot's identity may not {' or '.join(missing)} on the vault, so requesters and extra "
+            "readers cannot be given read access to their secret (the requests still complete): give it "
+            "'Key Vault Data Access Administrator' on the vault, or 'Role Based Access Control "
+            "Administrator' with the README's condition"
+        )
+    return "the bot may create and delete role assignments on the vault (per-secret read access works)"

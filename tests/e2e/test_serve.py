@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fakes.cloud import DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.arm import CONTRIBUTOR
+from fakes.cloud import BOT_PRINCIPAL_ID, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 
@@ -203,3 +204,30 @@ def test_doctor_checks_every_dependency_and_names_what_is_missing(cloud: FakeClo
     bad = _cli("doctor", env=env, cwd=tmp_path)
     assert bad.returncode == 1
     assert "FAIL  Entra ID + Graph" in bad.stdout and "Application.ReadWrite.OwnedBy" in bad.stdout
+
+
+def test_doctor_reads_the_bots_permissions_on_the_vault(cloud: FakeCloud, tmp_path: Path) -> None:
+    """doctor asks Resource Manager for the bot's effective permissions at the vault: with Key
+    Vault Data Access Administrator it may write role assignments (ok); without any right,
+    and with Contributor (whose notActions exclude Microsoft.Authorization/*/Write), it may
+    not: the check fails naming the action and the role to give; the other checks still pass."""
+    env = {**os.environ, **cloud.environment(f"sqlite:///{tmp_path / 'doctor.db'}")}
+    assert _cli("migrate", env=env, cwd=tmp_path).returncode == 0
+    ok = _cli("doctor", env=env, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ok    Resource Manager (read access): the bot may create and delete role assignments" in ok.stdout
+    asked = cloud.arm.calls_to("GET", r"/providers/Microsoft\.Authorization/permissions$")
+    assert asked and asked[-1].arg("api-version") == "2022-04-01"
+    try:
+        for role in (None, CONTRIBUTOR):
+            cloud.take_bot_assignment_right()
+            if role is not None:
+                cloud.bot_assignment_right = cloud.arm.grant(BOT_PRINCIPAL_ID, role, cloud.vault_resource_id)
+            bad = _cli("doctor", env=env, cwd=tmp_path)
+            assert bad.returncode == 1, bad.stdout
+            assert "FAIL  Resource Manager (read access)" in bad.stdout, bad.stdout
+            assert "Microsoft.Authorization/roleAssignments/write" in bad.stdout
+            assert "Key Vault Data Access Administrator" in bad.stdout
+            assert "1 check(s) failed" in bad.stdout
+    finally:
+        cloud.give_bot_assignment_right()
