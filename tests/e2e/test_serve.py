@@ -158,8 +158,10 @@ def test_serve_with_bad_values_exits_listing_every_variable_at_fault(
 
 def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
     """The README's first command: the modal, the card, the DM and the masked vault content; then
-    the rotation with its grace period, the old secret's removal, an expiry reminder with its
-    Rotate button and the App Home — each card with a Block Kit Builder link."""
+    the requester reading the value with their own token until the access window ends; the
+    rotation (its form naming a managed identity, which then reads the new value) with its grace
+    period, the requester refused another app's secret, the old secret's removal, an expiry
+    reminder with its Rotate button and the App Home — each card with a Block Kit Builder link."""
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")}
     result = _cli("demo", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -176,6 +178,13 @@ def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
         "Old secret: stays valid for 7 more days",
         "was removed: its grace period ended",
         "[ Rotate now ]",
+        "reads the value with their own Entra sign-in",
+        "(40 characters, masked) — Key Vault Secrets User on this secret only",
+        "the access window ends",
+        "refused: HTTP 403 Forbidden — Get read access in the DM gives it back",
+        "Extra readers: Managed identity / service principal: billing-prod",
+        "billing-prod, with its own (app-only) token: oauth-",
+        "refused: HTTP 403 Forbidden (payroll-api's: the vault refuses it)",
         "┌─ App Home",
         "see it rendered: https://app.slack.com/block-kit-builder/#",
     ):
