@@ -118,9 +118,12 @@ class ReadAccessFlow:
         admins hear once of a missing right. Never fails the request."""
         if self.grants is None:
             return issued
-        readers = self.pool.submit(self._grant_readers, request, issued) if request.extra_readers else None
+        readers = [
+            (r, self.pool.submit(self._grant_reader, request, issued, r)) for r in request.extra_readers
+        ]
         issued, refusal = self._grant_requester(request, issued, principal)
-        granted, refused, failed = readers.result() if readers is not None else ((), [], [])
+        outcomes = [(reader, future.result()) for reader, future in readers]
+        refused = [(r, e) for r, e in outcomes if isinstance(e, AssignmentNotPermitted)]
         if refusal is not None or refused:
             self._alert_once(
                 request,
@@ -128,8 +131,12 @@ class ReadAccessFlow:
                 requester=refusal is not None,
                 readers=[r for r, _ in refused],
             )
-        not_granted = tuple(r for r, _ in refused) + tuple(failed)
-        return replace(issued, readers_granted=granted, readers_not_granted=not_granted)
+        granted = tuple(r for r, e in outcomes if e is None)
+        return replace(
+            issued,
+            readers_granted=granted,
+            readers_not_granted=tuple(r for r, e in outcomes if e is not None),
+        )
 
     def _grant_requester(
         self, request: Request, issued: IssuedSecret, principal: Future[str | None] | None
@@ -177,48 +184,41 @@ class ReadAccessFlow:
             if g.revoked_at is None and (g.expires_at is None or g.expires_at > now)
         ]
 
-    def _grant_readers(
-        self, request: Request, issued: IssuedSecret
-    ) -> tuple[tuple[ExtraReader, ...], list[tuple[ExtraReader, AssignmentNotPermitted]], list[ExtraReader]]:
-        """Key Vault Secrets User on the secret for each extra reader, kept (no expiry): those
-        granted, those the bot may not assign the role to (with the refusal), and those that
-        failed past the retries (the DM names both)."""
-        live = {g.principal_id for g in self._live_grants(request)}
-        granted: list[ExtraReader] = []
-        refused: list[tuple[ExtraReader, AssignmentNotPermitted]] = []
-        failed: list[ExtraReader] = []
-        for reader in request.extra_readers:
-            if reader.object_id in live:  # a rerun: granted already
-                granted.append(reader)
-                continue
-            name = assignment_name(request.uid, reader.object_id)
-            try:
-                self.steps.run(
-                    request,
-                    "grant_reader",
-                    lambda reader=reader, name=name: self._grant(  # type: ignore[misc]
-                        client_id=issued.app.client_id,
-                        principal_id=reader.object_id,
-                        principal_type=str(reader.kind),
-                        name=name,
-                        request_id=request.id,
-                        actor="oauth-bot",
-                        why=f"oauth-bot request #{request.id}: {reader.label} ({reader.object_id}) reads the "
-                        f"client secret of {issued.app.display_name} ({issued.app.client_id})",
-                        keep=True,
-                    ),
+    def _grant_reader(
+        self, request: Request, issued: IssuedSecret, reader: ExtraReader
+    ) -> RemoteError | None:
+        """Key Vault Secrets User on the secret for one extra reader, kept (no expiry), once;
+        None when granted, else what stopped it (AssignmentNotPermitted: the bot may not)."""
+        if any(g.principal_id == reader.object_id for g in self._live_grants(request)):
+            return None  # a rerun: granted already
+        name = assignment_name(request.uid, reader.object_id)
+        why = (
+            f"oauth-bot request #{request.id}: {reader.label} ({reader.object_id}) reads the client secret "
+            f"of {issued.app.display_name} ({issued.app.client_id})"
+        )
+        try:
+            self.steps.run(
+                request,
+                "grant_reader",
+                lambda: self._grant(
+                    client_id=issued.app.client_id,
                     principal_id=reader.object_id,
-                )
-            except AssignmentNotPermitted as error:
-                refused.append((reader, error))
-                continue
-            except RemoteError as error:
-                log.warning("request %s: %s not granted read access: %s", request.id, reader.label, error)
-                self._undo(secret_name_for(issued.app.client_id), name)
-                failed.append(reader)
-                continue
-            granted.append(reader)
-        return tuple(granted), refused, failed
+                    principal_type=str(reader.kind),
+                    name=name,
+                    request_id=request.id,
+                    actor="oauth-bot",
+                    why=why,
+                    keep=True,
+                ),
+                principal_id=reader.object_id,
+            )
+        except AssignmentNotPermitted as error:
+            return error
+        except RemoteError as error:
+            log.warning("request %s: %s not granted read access: %s", request.id, reader.label, error)
+            self._undo(secret_name_for(issued.app.client_id), name)
+            return error
+        return None
 
     def _alert_once(
         self,
