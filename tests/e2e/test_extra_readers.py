@@ -63,11 +63,11 @@ class Workload:
     """A managed identity: its service principal in Graph, an app-only credential in Entra,
     and the vault deciding its reads by RBAC."""
 
-    def __init__(self, cloud: FakeCloud, name: str) -> None:
+    def __init__(self, cloud: FakeCloud, name: str, *, new: bool = False) -> None:
         self.client_id = str(uuid.uuid4())
         secret = f"fake-workload-credential-{self.client_id[:8]}"
         cloud.entra.register_client(self.client_id, secret, [])
-        self.object_id = cloud.graph.add_managed_identity(self.client_id, name)
+        self.object_id = cloud.graph.add_managed_identity(self.client_id, name, new=new)
         cloud.vault.workload_clients.add(self.client_id)
         self.credential = WorkloadCredential(cloud.entra, self.client_id, secret)
         self.name = name
@@ -80,6 +80,7 @@ def _bot_may_look_up_readers(cloud: FakeCloud) -> Iterator[None]:
     yield
     cloud.entra.register_client(BOT_CLIENT_ID, BOT_CLIENT_SECRET, LEAST_PRIVILEGE)
     cloud.give_bot_assignment_right()
+    cloud.arm.principal_replication_delay = 0.0
 
 
 @pytest.fixture
@@ -194,6 +195,23 @@ def test_a_group_and_a_managed_identity_read_the_secret_after_approval(
         e for e in services.store.audit_events(request_id=request.id) if e.action == "request.submitted"
     ]
     assert submitted[0].detail["extra_readers"] == [group, workload.object_id]
+
+
+def test_a_managed_identity_new_to_resource_manager_is_granted_after_retries(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
+) -> None:
+    """A managed identity created moments ago answers 400 PrincipalNotFound for a while: its
+    grant is retried with backoff within the budget and made once; it reads the value."""
+    cloud.arm.principal_replication_delay = 3.0
+    fresh = Workload(cloud, "just-created-identity", new=True)
+    answers_before = len(cloud.arm.answers)
+    card = request_new_app(slack, DEVELOPER, "fresh-identity-app", **{READERS: fresh.object_id})
+    request = approve(slack, cloud, bot, card, ADMINS[0])
+    assert request.status == Status.COMPLETED, request.error
+    client_id = request.client_id or ""
+    assert any(status == 400 for _call, status in cloud.arm.answers[answers_before:]), "no PrincipalNotFound"
+    assert len(_assignments_of(cloud, fresh.object_id, client_id)) == 1
+    assert _read_as(cloud, fresh.credential, client_id) == cloud.vault.value_of(f"oauth-{client_id}")
 
 
 def test_object_ids_that_are_not_groups_or_service_principals_are_field_errors(
