@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.azure.retry import IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
+from bot.azure.retry import BUDGET, IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
 from bot.core.clock import iso, parse_iso
 from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown
 from bot.core.model import (
@@ -49,6 +49,7 @@ def application_from_graph(data: dict[str, Any]) -> Application:
     )
 
 
+LOOKUP_SECONDS = 2.0  # a directory lookup a form waits for
 SCAN_SELECT = "id,appId,displayName,passwordCredentials"
 APP_SELECT = "id,appId,displayName,signInAudience,passwordCredentials"
 
@@ -110,9 +111,14 @@ class GraphClient:
         retry_replication: bool = False,
         idempotent: bool = True,
         ok: tuple[int, ...] = (200, 201, 204),
+        budget: float | None = None,
     ) -> httpx.Response:
         """One Graph call. A call that is not idempotent and got no definite answer (a timeout,
-        a dropped connection after sending, a 5xx) raises OutcomeUnknown."""
+        a dropped connection after sending, a 5xx) raises OutcomeUnknown. `budget`: this call's
+        own time limit (each attempt's timeout and the retries' budget) instead of the defaults."""
+        extensions: dict[str, Any] = {RETRY_REPLICATION: retry_replication, IDEMPOTENT: idempotent}
+        if budget is not None:
+            extensions[BUDGET] = budget
         try:
             response = self._http.request(
                 method,
@@ -120,7 +126,8 @@ class GraphClient:
                 json=json,
                 params=params,
                 headers=headers,
-                extensions={RETRY_REPLICATION: retry_replication, IDEMPOTENT: idempotent},
+                extensions=extensions,
+                timeout=budget if budget is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as error:
             if not idempotent:
@@ -318,11 +325,16 @@ class GraphClient:
     def directory_objects(self, object_ids: Sequence[str]) -> dict[str, DirectoryObject]:
         """The directory objects with these object ids, of any type, by lower-case id (an id
         the directory does not know is absent). POST /directoryObjects/getByIds: a read, so
-        safe to resend; needs Directory.Read.All."""
+        safe to resend; needs Directory.Read.All. A form waits for it (Slack allows 3 s), so
+        it has LOOKUP_SECONDS in all."""
         if not object_ids:
             return {}
         response = self._call(
-            "POST", "/directoryObjects/getByIds", "look up directory objects", json={"ids": list(object_ids)}
+            "POST",
+            "/directoryObjects/getByIds",
+            "look up directory objects",
+            json={"ids": list(object_ids)},
+            budget=LOOKUP_SECONDS,
         )
         found: dict[str, DirectoryObject] = {}
         for item in response.json().get("value", []):

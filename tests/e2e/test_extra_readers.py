@@ -236,6 +236,17 @@ def test_object_ids_that_are_not_groups_or_service_principals_are_field_errors(
     assert cloud.slack.messages(APPROVAL_CHANNEL) == []
 
 
+def test_a_slow_graph_is_a_field_error_within_slacks_wait(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, group: str
+) -> None:
+    """Slack waits 3 s for a form's answer: a lookup Graph answers only after 5 s is given up
+    (its own 2 s budget, not the default minute) and the field says to try again."""
+    cloud.graph.latency(5.0, "POST", r"/directoryObjects/getByIds")
+    error = _field_error(_submit_new_app(slack, "slow-lookup-app", group))
+    assert "could not be asked about the extra readers just now; try again" in error
+    assert _services(bot).store.requests_by(DEVELOPER, statuses=list(Status)) == []
+
+
 def test_without_directory_read_all_the_form_says_which_permission_is_missing(
     cloud: FakeCloud, database_path: Path, clock: ManualClock, group: str
 ) -> None:
