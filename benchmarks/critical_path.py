@@ -22,7 +22,8 @@ whole run are reported too (target: one per resource per token lifetime).
 
 `--grant` measures the path without the requester's read access (KEY_VAULT_RESOURCE_ID unset),
 with it (Resource Manager slowed like the others: the role assignment's PUT before the DM), or
-both, one after the other with fresh fakes and bot; the bot may look users up (User.Read.All)
+both, one after the other with fresh fakes and bot; the bot holds Application.ReadWrite.OwnedBy,
+User.Read.All (which the grant needs: the requester is matched by email) and Directory.Read.All
 in both, so the only difference is the grant. `--readers N` names N managed identities as extra
 readers of every request (with the grant on): their PUTs run beside the requester's. Target:
 the grant adds at most one sequential call.
@@ -48,7 +49,7 @@ from machine import Background, wait_for_quiet
 
 from bot.core.model import Status
 from fakes.base import Request as Call
-from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OWNER_ROLES, SIGNING_SECRET, FakeCloud
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, LEAST_PRIVILEGE, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack import parse_body
 from fakes.slack_driver import SlackDriver
@@ -249,7 +250,9 @@ class Measured:
 def measure(args: argparse.Namespace, *, grant: bool, readers: int) -> Measured:
     """N approvals with fresh fakes and a fresh bot; the grant on or off."""
     runs: list[Run] = []
-    roles = [*OWNER_ROLES, "Directory.Read.All"]  # the requester is matched by email in both modes
+    # The requester is matched by email in both modes (User.Read.All, which the grant needs);
+    # without Application.ReadWrite.All they are not made an Entra owner (no side step).
+    roles = [*LEAST_PRIVILEGE, "User.Read.All", "Directory.Read.All"]
     with (
         tempfile.TemporaryDirectory(prefix="oauth-bot-critical-") as tmp,
         FakeCloud(Path(tmp), roles=roles) as cloud,
