@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -118,7 +119,10 @@ def _rotation(app: AsyncApp, services: Services) -> None:
             metadata = json.loads(view.get("private_metadata") or "{}")
             client_id, response_url = str(metadata["client_id"]), metadata.get("response_url")
         except (ValueError, KeyError, TypeError):
-            await ack(response_action="errors", errors={Field.EXTRA_READERS: "This form is out of date."})
+            await ack()
+            await _tell(
+                client, user_id, None, "This rotation form is out of date: run /oauth-secret rotate again."
+            )
             return
         try:
             readers = await extra_readers(services, view)
@@ -155,9 +159,12 @@ def _rotation(app: AsyncApp, services: Services) -> None:
 
 
 async def _tell(client: AsyncWebClient, user_id: str, response_url: str | None, text: str) -> None:
-    """An ephemeral answer where the rotation was asked for (its response_url), else a DM."""
+    """An ephemeral answer where the rotation was asked for (its response_url, good for 30
+    minutes), else, or once it has run out, a DM."""
     if response_url:
         webhook = AsyncWebhookClient(response_url, ssl=client.ssl, proxy=client.proxy)
-        await webhook.send(text=text, response_type="ephemeral", replace_original=False)
-    else:
-        await client.chat_postMessage(channel=user_id, text=text)
+        answer = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
+        if answer.status_code == HTTPStatus.OK:
+            return
+        log.info("the rotation's response_url answered %s; telling %s in a DM", answer.status_code, user_id)
+    await client.chat_postMessage(channel=user_id, text=text)

@@ -273,7 +273,8 @@ def test_rotation_adds_a_reader_and_the_earlier_reader_reads_the_new_version(
     group: str,
     workload: Workload,
 ) -> None:
-    """A rotation's form takes an extra reader too (shown on the rotation card); after it the
+    """A rotation's form takes an extra reader too (shown on the rotation card; the requester is
+    told where they typed the command that it waits for approval); after it the
     new reader reads the new version, and the group named on the new app, whose assignment is
     at the secret (not a version), reads the new version as well without a new assignment."""
     card = request_new_app(slack, DEVELOPER, "rotated-shared-app", **{READERS: group})
@@ -284,6 +285,11 @@ def test_rotation_adds_a_reader_and_the_earlier_reader_reads_the_new_version(
 
     rotation_card = request_rotation(slack, DEVELOPER, client_id, **{READERS: workload.object_id})
     assert f"Managed identity / service principal: {workload.name}" in json.dumps(rotation_card["blocks"])
+    waiting = f"Rotation request #{request_id_of(rotation_card)}"
+    wait_until(  # the answer goes where the command was typed (its response_url)
+        lambda: any(waiting in json.dumps(r["body"]) for r in cloud.slack.responses(DEVELOPER)),
+        what="the answer to the rotation form",
+    )
     slack.click(ADMINS[1], "Approve", message=rotation_card, channel=APPROVAL_CHANNEL)
     rotation = wait_for_status(bot, request_id_of(rotation_card), Status.COMPLETED, Status.FAILED)
     assert rotation.status == Status.COMPLETED, rotation.error
