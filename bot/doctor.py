@@ -96,6 +96,7 @@ def _read_access_check(settings: Settings, tokens: list[TokenSource]) -> str:
     Access Administrator, or one on Role Based Access Control Administrator) are not listed
     by the permissions API: they only narrow which roles it may assign."""
     from bot.azure.arm import DELETE, WRITE, RoleAssignments, allows
+    from bot.flows.readers import DIRECTORY_READ_ROLE
 
     if not settings.key_vault_resource_id:
         return "off (KEY_VAULT_RESOURCE_ID unset): requesters ask the admins for read access"
@@ -120,4 +121,10 @@ def _read_access_check(settings: Settings, tokens: list[TokenSource]) -> str:
             "'Key Vault Data Access Administrator' on the vault, or 'Role Based Access Control "
             "Administrator' with the README's condition"
         )
-    return "the bot may create and delete role assignments on the vault (per-secret read access works)"
+    readers = (
+        "extra readers are looked up with Directory.Read.All"
+        if DIRECTORY_READ_ROLE in tokens[0].graph_roles()
+        else f"extra readers need the Graph permission {DIRECTORY_READ_ROLE} (forms naming them say so)"
+    )
+    may = "the bot may create and delete role assignments on the vault (per-secret read access works)"
+    return f"{may}; {readers}"

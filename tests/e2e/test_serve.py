@@ -225,6 +225,7 @@ def test_doctor_reads_the_bots_permissions_on_the_vault(cloud: FakeCloud, tmp_pa
     ok = _cli("doctor", env=env, cwd=tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "ok    Resource Manager (read access): the bot may create and delete role assignments" in ok.stdout
+    assert "extra readers need the Graph permission Directory.Read.All" in ok.stdout  # least privilege
     asked = cloud.arm.calls_to("GET", r"/providers/Microsoft\.Authorization/permissions$")
     assert asked and asked[-1].arg("api-version") == "2022-04-01"
     try:
