@@ -198,6 +198,7 @@ def build(
         verify=verifier,
         read_access=read_access,
     )
+
     def failed(request: Request, message: str, code: str | None) -> None:
         # No grant outlives a request that failed; ended first, so a Retry right after the
         # failure cannot have its new grants withdrawn.
