@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     oauth_bot_max_open_requests: int = Field(default=5, ge=1)
     oauth_bot_max_requests_per_hour: int = Field(default=10, ge=1)
     oauth_bot_read_access_hours: float = Field(default=24, ge=0, le=24 * 3650)  # 0: keep
+    # Usage-aware retirement (with AuditLog.Read.All and Entra ID P1): a retiring secret used
+    # within the last this many hours is kept, and checked again daily for at most the other.
+    oauth_bot_retire_quiet_hours: float = Field(default=24, gt=0, le=24 * 3650)
+    oauth_bot_max_grace_days: float = Field(default=30, ge=0, le=3650)
 
     # Operations
     oauth_bot_retry_budget_seconds: float = Field(default=60, gt=0, le=86_400)
@@ -196,13 +200,29 @@ class Settings(BaseSettings):
     def authority_is_microsoft(self) -> bool:
         return urlsplit(self.authority_host).hostname in MICROSOFT_AUTHORITY_HOSTS
 
+    def lifetime_choices(self, *, max_days: int | None = None) -> tuple[int, ...]:
+        """The portal's lifetimes that the policy allows (the maximum itself is always one).
+        `max_days`: a further cap from outside the configuration (the tenant's app management
+        policy); the offered maximum is the smaller of it and OAUTH_BOT_MAX_SECRET_DAYS."""
+        maximum = self.max_secret_days(max_days=max_days)
+        allowed = [d for d in SECRET_LIFETIME_CHOICES if d <= maximum]
+        if maximum not in allowed:
+            allowed.append(maximum)
+        return tuple(allowed)
+
+    def max_secret_days(self, *, max_days: int | None = None) -> int:
+        """The longest lifetime offered: OAUTH_BOT_MAX_SECRET_DAYS, or `max_days` if shorter."""
+        configured = self.oauth_bot_max_secret_days
+        return configured if max_days is None else max(1, min(configured, max_days))
+
     @property
     def secret_lifetime_choices(self) -> tuple[int, ...]:
-        """The portal's lifetimes that the policy allows (the maximum itself is always one)."""
-        allowed = [d for d in SECRET_LIFETIME_CHOICES if d <= self.oauth_bot_max_secret_days]
-        if self.oauth_bot_max_secret_days not in allowed:
-            allowed.append(self.oauth_bot_max_secret_days)
-        return tuple(allowed)
+        return self.lifetime_choices()
+
+    def default_days(self, *, max_days: int | None = None) -> int:
+        """The preselected lifetime, within `max_days` when a further cap applies (then the cap
+        itself when the configured default is longer)."""
+        return min(self.default_secret_days, self.max_secret_days(max_days=max_days))
 
     @property
     def default_secret_days(self) -> int:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from slack_sdk.errors import SlackApiError
 
+from bot.azure.graph import GraphClient
 from bot.azure.identity import TokenSource
+from bot.azure.retry import RetryPolicy
 from bot.config import Settings
 from bot.core.access import USER_READ_ROLE
-from bot.core.errors import OAuthBotError
+from bot.core.errors import GraphError, OAuthBotError
+from bot.core.lifetimes import password_limit
+from bot.flows.lifetimes import POLICY_READ_ROLE, POLICY_READ_ROLES
 from bot.flows.new_app import OWNER_ROLE
+from bot.flows.retirement import AUDIT_READ_ROLE, AUDIT_READ_ROLES, NO_PREMIUM_LICENCE
 from bot.slack.client import web_client
 from bot.store import Store
 from bot.store.schema import ensure_schema
@@ -55,6 +61,8 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
         return f"token issued; roles {sorted(roles)}; {extra}"
 
     check("Entra ID + Graph", entra)
+    if tokens:
+        _optional_permissions(settings, tokens[0], out)
 
     def vault() -> str:
         from bot.azure.vault import Vault
@@ -128,3 +136,64 @@ def _read_access_check(settings: Settings, tokens: list[TokenSource]) -> str:
     )
     may = "the bot may create and delete role assignments on the vault (per-secret read access works)"
     return f"{may}; {readers}"
+
+
+NO_SUCH_KEY = "00000000-0000-0000-0000-000000000000"  # asks the report without naming a real secret
+
+
+def _optional_permissions(settings: Settings, tokens: TokenSource, out: Callable[[str], None]) -> None:
+    """What the optional Graph permissions add, and what the bot does without them ("note"
+    lines: the bot serves either way, so they are not failures)."""
+    try:
+        roles = tokens.graph_roles()
+    except OAuthBotError:
+        return
+    graph = GraphClient(
+        settings.graph_base,
+        tokens.graph_auth(),
+        retry=RetryPolicy(budget_seconds=min(settings.oauth_bot_retry_budget_seconds, 10)),
+        timeout=settings.oauth_bot_http_timeout_seconds,
+    )
+    try:
+        out(_tenant_limits_line(graph, roles))
+        out(_sign_in_activity_line(graph, roles))
+    finally:
+        graph.close()
+
+
+def _tenant_limits_line(graph: GraphClient, roles: set[str]) -> str:
+    without = (
+        "the form offers every lifetime up to OAUTH_BOT_MAX_SECRET_DAYS and a lifetime the tenant's "
+        "app management policy refuses fails after approval, with a message to ask for a shorter one"
+    )
+    if not POLICY_READ_ROLES & roles:
+        return f"note  Tenant lifetime limits: missing {POLICY_READ_ROLE} (application permission); {without}"
+    try:
+        tenant = graph.default_app_management_policy()
+    except GraphError as error:
+        unreadable = "the tenant's app management policy is not readable"
+        return f"note  Tenant lifetime limits: {unreadable} ({error}); {without}"
+    limit = password_limit(tenant, (), created=datetime.now(UTC))
+    if not limit.passwords_allowed:
+        found = "client secrets are not allowed on new apps (requesters are told to ask for a federated one)"
+    elif limit.max_days is not None:
+        found = f"client secrets of new apps last at most {limit.max_days} days: the form offers no longer"
+    else:
+        found = "the tenant's app management policy sets no limit on client secrets"
+    return f"ok    Tenant lifetime limits: {found}"
+
+
+def _sign_in_activity_line(graph: GraphClient, roles: set[str]) -> str:
+    without = (
+        "retiring secrets are removed when their grace period ends, whether or not something still uses them"
+    )
+    if not AUDIT_READ_ROLES & roles:
+        return f"note  Safe retirement: missing {AUDIT_READ_ROLE} (application permission); {without}"
+    try:
+        graph.credential_usage(NO_SUCH_KEY)
+    except GraphError as error:
+        if error.code == NO_PREMIUM_LICENCE:
+            licence = "the tenant has no Microsoft Entra ID P1 licence"
+            return f"note  Safe retirement: {licence} ({error}); {without}"
+        return f"note  Safe retirement: sign-in activity is not readable ({error}); {without}"
+    return "ok    Safe retirement: sign-in activity is readable; a retiring secret still in use is kept"

@@ -26,9 +26,11 @@ from bot.engine.worker import Worker
 from bot.flows.intake import Intake
 from bot.flows.issuance import SecretIssuer
 from bot.flows.lifecycle import Lifecycle
+from bot.flows.lifetimes import TenantLimits
 from bot.flows.new_app import NewAppFlow
 from bot.flows.outcomes import Outcomes
 from bot.flows.read_access import ReadAccessFlow
+from bot.flows.retirement import Retirement
 from bot.flows.rotation import RotationFlow
 from bot.logs import redact_value
 from bot.metrics import BotMetrics
@@ -57,6 +59,7 @@ class Services:
     liveness: Liveness
     step_pool: ThreadPoolExecutor  # the new-app flow's side steps (service principal, owners)
     metrics: BotMetrics  # this process's registry, served on GET /metrics
+    tenant_limits: TenantLimits  # the tenant's app management policy, when the bot may read it
     read_access: ReadAccessFlow | None = None
     role_assignments: RoleAssignments | None = None
 
@@ -80,6 +83,7 @@ class Services:
         self.liveness.close()  # after the worker: from now on others may carry on what it left
         self.step_pool.shutdown(wait=True)
         self._home_pool.shutdown(wait=True)
+        self.tenant_limits.close()
         self.graph.close()
         self.vault.close()
         if self.role_assignments is not None:
@@ -161,6 +165,7 @@ def build(
     access = Access(
         settings=settings, store=store, directory=graph, email_of=notifier.user_email, granted_roles=roles
     )
+    tenant_limits = TenantLimits(graph=graph, clock=store, granted_roles=roles)
     outcomes = Outcomes(settings=settings, store=store, notifier=notifier, steps=runner, metrics=metrics)
     issuer = SecretIssuer(settings=settings, store=store, graph=graph, vault=vault, steps=runner)
     step_pool = ThreadPoolExecutor(
@@ -207,7 +212,13 @@ def build(
 
     runner.connect({Kind.NEW_APP: new_app.run, Kind.ROTATE: rotation.run}, on_failure=failed)
     intake = Intake(
-        settings=settings, store=store, graph=graph, notifier=notifier, access=access, outcomes=outcomes
+        settings=settings,
+        store=store,
+        graph=graph,
+        notifier=notifier,
+        access=access,
+        outcomes=outcomes,
+        tenant_limits=tenant_limits,
     )
     worker = Worker(
         runner,
@@ -218,6 +229,14 @@ def build(
         poll_seconds=settings.oauth_bot_poll_seconds,
         metrics=metrics,
     )
+    retirement = Retirement(
+        settings=settings,
+        store=store,
+        graph=graph,
+        sign_ins=graph,
+        notifier=notifier,
+        granted_roles=roles,
+    )
     lifecycle = Lifecycle(
         settings=settings,
         store=store,
@@ -225,6 +244,7 @@ def build(
         vault=vault,
         notifier=notifier,
         access=access,
+        retirement=retirement,
         metrics=metrics,
     )
     scheduler = Scheduler(store, liveness=liveness)
@@ -247,6 +267,7 @@ def build(
         liveness,
         step_pool,
         metrics,
+        tenant_limits,
         read_access,
         role_assignments,
     )

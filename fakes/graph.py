@@ -29,6 +29,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from fakes.base import FakeServer, Request, Response
 from fakes.entra import FakeEntra, service_principal_object_id
+from fakes.graph_policies import AppManagement, Refusal, SignIn, SignInLog, password_restrictions
 from fakes.tls import TestCA
 
 SIGN_IN_AUDIENCES = (
@@ -445,7 +446,9 @@ class FakeGraph(FakeServer):
     """Graph v1.0 at `{url}/v1.0`. Tokens must be for audience `url` (scope `{url}/.default`).
 
     Knobs: `replication_delay`, `secret_propagation_delay`, `reject_all_app_secrets`,
-    `max_secret_lifetime_days` (a tenant app-management policy), `publisher_domain`.
+    `max_secret_lifetime_days` (a tenant app-management policy; `set_tenant_password_policy`
+    and `assign_app_policy` for the rest), `sign_in_log.premium` (Entra ID P1), `publisher_domain`.
+    Also `/beta` for the sign-in reports (fakes/graph_policies.py) and `sign_in_with`.
     `POST /directoryObjects/getByIds` (Directory.Read.All) finds users, groups, service
     principals and applications by object id.
     Helpers: `seed_apps`, `add_user`, `add_managed_identity`, `apps`, `app_by_client_id`,
@@ -464,8 +467,8 @@ class FakeGraph(FakeServer):
         self.replication_delay = 0.0
         self.secret_propagation_delay = 0.0
         self.reject_all_app_secrets = False
-        self.max_secret_lifetime_days: int | None = None
-        self.lifetime_policy_id = "b8a1c7e2-5a52-4c2e-9a43-6f1f3c2d7e10"
+        self.app_management = AppManagement()  # the tenant's and apps' app management policies
+        self.sign_in_log = SignInLog()  # service principal sign-ins (`premium`: Entra ID P1)
         self.publisher_domain = "contoso.onmicrosoft.com"
         self.answers: list[tuple[Request, int | None]] = []
         self.next_secret_text: str | None = None  # the next addPassword's value (canary tests)
@@ -483,6 +486,79 @@ class FakeGraph(FakeServer):
         self._callers: dict[str, str] = {}  # service principal object id -> appId
         for method in ("GET", "POST", "PATCH", "DELETE", "PUT"):
             self.route(method, r"/v1\.0/.*", self._serve)
+            self.route(method, r"/beta/.*", self._serve_beta)
+
+    # --- app management policies and sign-ins ------------------------------------------
+    @property
+    def max_secret_lifetime_days(self) -> int | None:
+        """The tenant default policy's password lifetime in days (None: no lifetime limit)."""
+        for restriction in self.app_management.tenant["applicationRestrictions"]["passwordCredentials"]:
+            if (
+                restriction["restrictionType"] == "passwordLifetime"
+                and self.app_management.tenant["isEnabled"]
+            ):
+                return int(str(restriction["maxLifetime"]).strip("PD"))
+        return None
+
+    @max_secret_lifetime_days.setter
+    def max_secret_lifetime_days(self, days: int | None) -> None:
+        self.set_tenant_password_policy(max_lifetime=f"P{days}D" if days else None)
+
+    @property
+    def lifetime_policy_id(self) -> str:
+        return str(self.app_management.tenant["id"])
+
+    def set_tenant_password_policy(
+        self, *, max_lifetime: str | None = None, block_passwords: bool = False, after: datetime | None = None
+    ) -> None:
+        """The tenant default app management policy: passwords at most `max_lifetime` (an ISO
+        8601 duration, P90D), or none at all; for apps created after `after`. Neither: unconfigured."""
+        restrictions = password_restrictions(
+            max_lifetime=max_lifetime, block_passwords=block_passwords, after=after
+        )
+        with self.lock:
+            self.app_management.set_tenant(restrictions or None)
+
+    def assign_app_policy(
+        self, object_id: str, name: str, *, max_lifetime: str | None = None, block_passwords: bool = False
+    ) -> str:
+        """An appManagementPolicy assigned to one app (it overrides the tenant default)."""
+        restrictions = password_restrictions(max_lifetime=max_lifetime, block_passwords=block_passwords)
+        with self.lock:
+            return self.app_management.assign(object_id, name, restrictions)
+
+    def sign_in_with(
+        self, key_id: str, at: datetime, *, ip: str = "203.0.113.7", resource: str = "Microsoft Graph"
+    ) -> None:
+        """Record that something signed in with this client secret at `at` (the reports show it)."""
+        with self.lock:
+            app = next(a for a in self._apps.values() if any(p.key_id == key_id for p in a.passwords))
+        self.sign_in_log.record(
+            SignIn(at, app.app_id, app.id, key_id, ip, resource, "00000003-0000-0000-c000-000000000000")
+        )
+
+    def _serve_beta(self, request: Request, match: re.Match[str]) -> Response:
+        """beta: only the sign-in reports oauth-bot reads; anything else is not served here."""
+        try:
+            claims = self._authenticate(request)
+            path = request.path.rstrip("/")
+            if request.method != "GET" or path not in (
+                "/beta/reports/appCredentialSignInActivities",
+                "/beta/auditLogs/signIns",
+            ):
+                _bad(f"Resource not found for the segment '{path.split('/')[-1]}'.", "BadRequest")
+            try:
+                if path.endswith("appCredentialSignInActivities"):
+                    body = self.sign_in_log.credential_activities(_roles(claims), request.query, self.url)
+                else:
+                    body = self.sign_in_log.service_principal_sign_ins(
+                        _roles(claims), request.query, self.url
+                    )
+            except Refusal as refusal:
+                raise GraphFailure(refusal.status, refusal.code, refusal.message) from None
+        except GraphFailure as failure:
+            return self._error_response(request, failure)
+        return Response(200, body, {**self._headers(request), "Content-Type": "application/json"})
 
     # --- test helpers -------------------------------------------------------------------
     def caller_object_id(self, app_id: str) -> str:
@@ -703,7 +779,15 @@ class FakeGraph(FakeServer):
             for password in self._apps[object_id].passwords:
                 if hmac.compare_digest(password.secret_hash, digest):
                     propagated = time.monotonic() - password.added_at >= self.secret_propagation_delay
-                    return propagated and password.start <= now < password.end
+                    signed_in = propagated and password.start <= now < password.end
+                    if signed_in:
+                        app = self._apps[object_id]
+                        self.sign_in_log.record(
+                            SignIn(
+                                now, app.app_id, app.id, password.key_id, "127.0.0.1", "Microsoft Graph", ""
+                            )
+                        )
+                    return signed_in
         return False
 
     def lose_next_answer(self, method: str, path_pattern: str, *, silently: bool = False) -> None:
@@ -796,6 +880,17 @@ class FakeGraph(FakeServer):
             if method != "POST":
                 self._method_not_allowed()
             return 200, self._get_by_ids(request, claims)
+        if (
+            entity_set == "policies"
+            and key is None
+            and rest == ["defaultAppManagementPolicy"]
+            and method == "GET"
+        ):
+            try:
+                context = f"{self.url}/v1.0/$metadata#policies/defaultAppManagementPolicy/$entity"
+                return 200, self.app_management.read_tenant(_roles(claims), context)
+            except Refusal as refusal:
+                raise GraphFailure(refusal.status, refusal.code, refusal.message) from None
         _bad(f"Resource not found for the segment '{entity_set}'.", "BadRequest")
 
     def _applications(
@@ -832,7 +927,17 @@ class FakeGraph(FakeServer):
                 return self._add_owner(request, claims, key)
             if len(rest) == 3 and rest[2] == "$ref" and method == "DELETE":
                 return self._remove_owner(claims, key, rest[1])
-        if action in ("addPassword", "removePassword", "owners"):
+        if action == "appManagementPolicies" and len(rest) == 1 and method == "GET":
+            with self.lock:
+                app = self._resolve_app(key)
+                if not self._can_read(claims, app):
+                    _denied()
+            try:
+                context = f"{self.url}/v1.0/$metadata#appManagementPolicies"
+                return 200, self.app_management.read_assigned(_roles(claims), app.id, context)
+            except Refusal as refusal:
+                raise GraphFailure(refusal.status, refusal.code, refusal.message) from None
+        if action in ("addPassword", "removePassword", "owners", "appManagementPolicies"):
             self._method_not_allowed()
         _bad(f"Resource not found for the segment '{action}'.", "BadRequest")
 
@@ -1011,19 +1116,16 @@ class FakeGraph(FakeServer):
             )
             if end <= start:
                 _fail(400, "InvalidKeyEndDate", "Key credential end date is invalid.")
-            limit = self.max_secret_lifetime_days
-            if limit is not None and end - start > timedelta(days=limit):
+            try:
+                self.app_management.check_password(app.id, app.created, start, end)
+            except Refusal as refusal:
                 # The real message names the policy, not the maximum (seen in azure-cli,
                 # terraform and Teams Toolkit issues); callers must know the maximum otherwise.
-                message = (
-                    "Credential lifetime exceeds the max value allowed as per assigned "
-                    f"policy '{self.lifetime_policy_id}'."
-                )
                 _fail(
-                    400,
-                    "CredentialInvalidLifetimeAsPerAppPolicy",
-                    message,
-                    [{"code": "InvalidKeyEndDate", "message": message, "target": "EndDate"}],
+                    refusal.status,
+                    refusal.code,
+                    refusal.message,
+                    [{"code": "InvalidKeyEndDate", "message": refusal.message, "target": "EndDate"}],
                 )
             if app.audience in PERSONAL_AUDIENCES and len(app.passwords) >= MAX_PERSONAL_PASSWORDS:
                 # Wire text as reported in Azure/azure-cli#12946.

@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.access import is_admin
 from bot.core.errors import OAuthBotError, SecretRemovalNeedsConfirmation
 from bot.runtime import Services
-from bot.slack import cards, modals
+from bot.slack import cards, modals, retirement
 from bot.slack.ids import Action
 from handlers.text import error_text
 
@@ -42,6 +42,35 @@ async def _show(
 def register(app: AsyncApp, services: Services) -> None:
     _decisions(app, services)
     _secrets(app, services)
+    _retirement(app, services)
+
+
+def _retirement(app: AsyncApp, services: Services) -> None:
+    """An admin decides about an old secret still in use at the maximum grace (admins only,
+    re-checked at the click; the decision is a compare-and-set, so it is taken once)."""
+    retire = services.lifecycle.retirement
+
+    async def decide(body: dict[str, Any], client: AsyncWebClient, *, remove: bool) -> None:
+        actor, key_id = body["user"]["id"], _value(body)
+        try:
+            until = await asyncio.to_thread(retire.decide, key_id, actor=actor, remove=remove)
+        except OAuthBotError as error:
+            await _tell(client, body, error)
+            return
+        text, blocks = retirement.decided(key_id, actor, until)
+        channel, message = (body.get("channel") or {}).get("id"), body.get("message") or {}
+        if channel and message.get("ts"):
+            await client.chat_update(channel=channel, ts=message["ts"], text=text, blocks=blocks)
+
+    @app.action(Action.RETIRE_REMOVE_NOW)
+    async def remove_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await decide(body, client, remove=True)
+
+    @app.action(Action.RETIRE_KEEP)
+    async def keep_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await decide(body, client, remove=False)
 
 
 def _decisions(app: AsyncApp, services: Services) -> None:

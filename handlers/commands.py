@@ -45,7 +45,10 @@ def _oauth_app(app: AsyncApp, services: Services) -> None:
         match subcommand.lower():
             case "new":
                 await ack()
-                view = modals.new_app_modal(settings, name=rest.strip(), channel_id=command.get("channel_id"))
+                limit = await asyncio.to_thread(services.tenant_limits.for_form)
+                view = modals.new_app_modal(
+                    settings, name=rest.strip(), channel_id=command.get("channel_id"), limit=limit
+                )
                 try:
                     await client.views_open(trigger_id=command["trigger_id"], view=view)
                 except SlackApiError as error:

@@ -47,8 +47,10 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         user_id = body["user"]["id"]
         try:
+            limit = await asyncio.to_thread(services.tenant_limits.for_form)  # cached for an hour
             data = validate_new_app(
                 settings,
+                limit,
                 name=state_value(view, Field.NAME),
                 audience=state_value(view, Field.AUDIENCE),
                 redirect_uri=state_value(view, Field.REDIRECT_URI),

@@ -1,4 +1,5 @@
-"""Microsoft Graph v1.0 over httpx: applications, passwords, service principals, owners, users."""
+"""Microsoft Graph over httpx: applications, passwords, service principals, owners, users (v1.0);
+app management policies (v1.0) and credential sign-in activity (beta: `version="beta"`)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.azure.policies import app_management_policy, credential_usage, sign_in_detail
 from bot.azure.retry import BUDGET, IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
 from bot.core.clock import iso, parse_iso
-from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown
+from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown, PasswordsNotAllowed
+from bot.core.lifetimes import AppManagementPolicy
 from bot.core.model import (
     Application,
+    CredentialUsage,
     DirectoryObject,
     NewPassword,
     PasswordCredential,
     SecretValue,
+    SignInDetail,
     TaggedApp,
 )
 from bot.core.ports import NO_METRICS, Metrics
@@ -68,6 +73,8 @@ def _error(response: httpx.Response, action: str) -> GraphError:
     text = f"Microsoft Graph could not {action}: HTTP {response.status_code} {code}: {message}".strip()
     if code == "CredentialInvalidLifetimeAsPerAppPolicy":
         return LifetimePolicyError(text, status=response.status_code, code=code)
+    if code == "CredentialTypeNotAllowedAsPerAppPolicy":  # passwordAddition (code not confirmed)
+        return PasswordsNotAllowed(text, status=response.status_code, code=code)
     return GraphError(text, status=response.status_code, code=code)
 
 
@@ -85,7 +92,7 @@ class GraphClient:
         self.base_url = base_url.rstrip("/")
         self._retry = retry
         self._http = httpx.Client(
-            base_url=f"{self.base_url}/v1.0",
+            base_url=self.base_url,
             auth=auth,
             timeout=timeout,
             transport=RetryTransport(transport or httpx.HTTPTransport(), retry, metrics=metrics),
@@ -99,7 +106,7 @@ class GraphClient:
         """The retry layer's backoff, for a caller that reconciled a write and now sends it anew."""
         self._retry.sleep(self._retry.backoff(attempt))
 
-    def _call(
+    def _call(  # noqa: PLR0913 - one Graph call's options, each with a default
         self,
         method: str,
         path: str,
@@ -111,18 +118,22 @@ class GraphClient:
         retry_replication: bool = False,
         idempotent: bool = True,
         ok: tuple[int, ...] = (200, 201, 204),
+        version: str = "v1.0",
         budget: float | None = None,
     ) -> httpx.Response:
-        """One Graph call. A call that is not idempotent and got no definite answer (a timeout,
-        a dropped connection after sending, a 5xx) raises OutcomeUnknown. `budget`: this call's
-        own time limit (each attempt's timeout and the retries' budget) instead of the defaults."""
+        """One Graph call to `path` under `version` (v1.0, or beta for what v1.0 lacks); an
+        absolute URL (a nextLink) is called as it is. A call that is not idempotent and got no
+        definite answer (a timeout, a dropped connection after sending, a 5xx) raises OutcomeUnknown.
+        `budget`: this call's own time limit (each attempt's timeout and the retries' budget)
+        instead of the defaults."""
+        url = path if "://" in path else f"/{version}{path}"
         extensions: dict[str, Any] = {RETRY_REPLICATION: retry_replication, IDEMPOTENT: idempotent}
         if budget is not None:
             extensions[BUDGET] = budget
         try:
             response = self._http.request(
                 method,
-                path,
+                url,
                 json=json,
                 params=params,
                 headers=headers,
@@ -342,3 +353,59 @@ class GraphClient:
             object_id = str(item.get("id") or "").lower()
             found[object_id] = DirectoryObject(object_id, kind, str(item.get("displayName") or ""))
         return found
+
+    # --- app management policies (Policy.Read.All) ------------------------------------
+    def default_app_management_policy(self) -> AppManagementPolicy:
+        """The tenant's default app management policy (403 without Policy.Read.All)."""
+        response = self._call(
+            "GET", "/policies/defaultAppManagementPolicy", "read the tenant's app management policy"
+        )
+        return app_management_policy(response.json(), restrictions="applicationRestrictions")
+
+    def app_management_policies(self, object_id: str) -> tuple[AppManagementPolicy, ...]:
+        """The app management policies assigned to one app (they override the tenant default)."""
+        response = self._call(
+            "GET",
+            f"/applications/{quote(object_id, safe='')}/appManagementPolicies",
+            "read the app's app management policies",
+        )
+        return tuple(
+            app_management_policy(p, restrictions="restrictions") for p in response.json().get("value", [])
+        )
+
+    # --- sign-in activity (AuditLog.Read.All, Entra ID P1; beta) ----------------------
+    def credential_usage(self, key_id: str) -> CredentialUsage | None:
+        """When this credential last signed in (the app credential activity report), or None
+        when the report has no entry for it."""
+        response = self._call(
+            "GET",
+            "/reports/appCredentialSignInActivities",
+            "read the credential's sign-in activity",
+            params={"$filter": f"keyId eq '{key_id}'"},
+            version="beta",
+        )
+        found = response.json().get("value", [])
+        return credential_usage(found[0]) if found else None
+
+    def last_sign_in(self, app_id: str, key_id: str, since: datetime) -> SignInDetail | None:
+        """The newest service principal sign-in of this app with this credential since `since`
+        (where from, to which resource), or None if the log has none."""
+        response = self._call(
+            "GET",
+            "/auditLogs/signIns",
+            "read the app's sign-ins",
+            params={
+                "$filter": (
+                    f"appId eq '{app_id}' and createdDateTime ge {iso(since)} "
+                    "and signInEventTypes/any(t: t eq 'servicePrincipal')"
+                ),
+                "$top": "50",
+            },
+            version="beta",
+        )
+        found = [
+            sign_in_detail(entry)
+            for entry in response.json().get("value", [])
+            if str(entry.get("servicePrincipalCredentialKeyId") or "").lower() == key_id.lower()
+        ]
+        return max(found, key=lambda detail: detail.at) if found else None

@@ -13,6 +13,7 @@
     └── RemoteError              a remote service failed (after retries)
         ├── GraphError           Microsoft Graph answered an error
         │   ├── LifetimePolicyError  the tenant's app-management policy refused the lifetime
+        │   ├── PasswordsNotAllowed  the tenant's app-management policy allows no client secret
         │   └── OutcomeUnknown   a write that is not idempotent may or may not have been carried out
         ├── VaultError           Azure Key Vault failed
         │   └── VaultPermissionError  403: the bot lacks a role on the vault
@@ -102,6 +103,10 @@ class GraphError(RemoteError):
 
 
 class LifetimePolicyError(GraphError):
+    pass
+
+
+class PasswordsNotAllowed(GraphError):
     pass
 
 

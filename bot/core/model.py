@@ -57,6 +57,14 @@ class CredentialStatus(enum.StrEnum):
 LIVE_CREDENTIALS = (CredentialStatus.ACTIVE, CredentialStatus.RETIRING)
 
 
+class RetireState(enum.StrEnum):
+    """Where a retiring secret is in usage-aware retirement (bot/flows/retirement.py)."""
+
+    WATCHING = "watching"  # still used at its planned removal: kept, checked again daily
+    ADMIN = "admin"  # still used at the maximum grace: an admin decides on a card
+    REMOVING = "removing"  # claimed for removal (a crash resumes the removal, never a twin)
+
+
 class StepState(enum.StrEnum):
     REQUESTED = "requested"  # asked for by a decision, carried out by the engine later
     STARTED = "started"
@@ -103,6 +111,7 @@ class Request:
     secret_days: int
     justification: str
     team_id: str | None = None
+    lifetime_note: str | None = None  # how a policy capped secret_days ("capped at 90 days by ...")
     redirect_uri: str | None = None
     redirect_platform: str | None = None
     extra_readers: tuple[ExtraReader, ...] = ()  # granted read on the secret for the app's life
@@ -182,6 +191,9 @@ class Credential:
     remove_after: datetime | None = None
     created_at: datetime | None = None
     removed_at: datetime | None = None
+    retire_state: RetireState | None = None  # None: removed when the grace period ends
+    check_after: datetime | None = None  # WATCHING: when its use is checked again
+    last_sign_in: datetime | None = None  # the last use the sign-in report showed
 
 
 @dataclass(frozen=True)
@@ -259,6 +271,23 @@ class TaggedApp:
     display_name: str
     secrets: int
     expiring: tuple[PasswordCredential, ...]
+
+
+@dataclass(frozen=True)
+class CredentialUsage:
+    """The app credential activity report's entry for one credential."""
+
+    key_id: str
+    last_sign_in: datetime | None
+
+
+@dataclass(frozen=True)
+class SignInDetail:
+    """One service principal sign-in: when, from where, and to which resource."""
+
+    at: datetime
+    ip_address: str | None
+    resource: str | None
 
 
 @dataclass(frozen=True)

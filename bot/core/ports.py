@@ -8,20 +8,24 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from bot.core.lifetimes import AppManagementPolicy
 from bot.core.model import (
     Application,
     AppOwner,
     AuditEvent,
     Credential,
     CredentialStatus,
+    CredentialUsage,
     DirectoryObject,
     IssuedSecret,
     ManagedApp,
     NewPassword,
     ReadGrant,
     Request,
+    RetireState,
     RoleAssignment,
     SecretValue,
+    SignInDetail,
     Step,
     StepState,
     StoredVersion,
@@ -66,6 +70,14 @@ class Repository(Protocol):
     ) -> list[tuple[ManagedApp, Credential]]: ...
     def set_credential_status(self, key_id: str, status: CredentialStatus, **values: Any) -> None: ...
     def credentials_due_for_removal(self) -> list[Credential]: ...
+    def retire_if(
+        self,
+        key_id: str,
+        *,
+        expect: RetireState | None,
+        expect_check_after: datetime | None = ...,
+        **values: Any,
+    ) -> bool: ...
     # journal
     def record_step(self, request_id: int, step: str, state: StepState, **values: Any) -> None: ...
     def steps(self, request_id: int) -> list[Step]: ...
@@ -108,6 +120,20 @@ class Directory(Protocol):
     def list_owners(self, object_id: str) -> set[str]: ...
     def find_user(self, email: str) -> str | None: ...
     def directory_objects(self, object_ids: Sequence[str]) -> dict[str, DirectoryObject]: ...
+
+
+class AppPolicies(Protocol):
+    """The tenant's app management policies (bot.azure.graph; Policy.Read.All)."""
+
+    def default_app_management_policy(self) -> AppManagementPolicy: ...
+    def app_management_policies(self, object_id: str) -> tuple[AppManagementPolicy, ...]: ...
+
+
+class SignInActivity(Protocol):
+    """Who still signs in with a credential (bot.azure.graph; AuditLog.Read.All, Entra ID P1)."""
+
+    def credential_usage(self, key_id: str) -> CredentialUsage | None: ...
+    def last_sign_in(self, app_id: str, key_id: str, since: datetime) -> SignInDetail | None: ...
 
 
 class SecretStore(Protocol):

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from bot.config import Settings
 from bot.core.errors import ValidationError
+from bot.core.lifetimes import UNKNOWN, PasswordLimit
 from bot.core.model import REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES
 
 MAX_NAME = 120
@@ -134,8 +135,23 @@ def redirect_uri_problem(uri: str) -> str | None:
     return None
 
 
+def lifetime_problem(settings: Settings, days: int, limit: PasswordLimit = UNKNOWN) -> dict[str, str]:
+    """The secret expiry's field error, if `days` is not offered (OAUTH_BOT_MAX_SECRET_DAYS and
+    the tenant's app management policy, whichever is stricter)."""
+    maximum = settings.max_secret_days(max_days=limit.max_days)
+    if days > maximum:
+        why = f" ({limit.source} allows no longer)" if maximum < settings.oauth_bot_max_secret_days else ""
+        longest = lifetime_label(maximum)
+        return {"secret_expiry": f"The longest lifetime allowed is {longest}{why}; choose a shorter one."}
+    if days not in settings.lifetime_choices(max_days=limit.max_days):
+        return {"secret_expiry": "Choose one of the listed lifetimes."}
+    return {}
+
+
 def validate_new_app(
     settings: Settings,
+    limit: PasswordLimit = UNKNOWN,
+    /,
     *,
     name: str | None,
     audience: str | None,
@@ -145,7 +161,8 @@ def validate_new_app(
     secret_days: str | None,
     justification: str | None,
 ) -> NewAppInput:
-    """Check a new-app request; raise ValidationError with a message per bad field."""
+    """Check a new-app request; raise ValidationError with a message per bad field. `limit`:
+    what the tenant's app management policy allows a client secret (when the bot may read it)."""
     errors: dict[str, str] = {}
     display_name = (name or "").strip()
     if not display_name:
@@ -174,20 +191,16 @@ def validate_new_app(
     elif _has_control_characters(description):
         errors["secret_description"] = "The description cannot contain line breaks or control characters."
 
-    days = settings.default_secret_days
+    days = settings.default_days(max_days=limit.max_days)
     if secret_days:
         try:
             days = int(secret_days)
         except ValueError:
             errors["secret_expiry"] = "Choose one of the listed lifetimes."
+    if not limit.passwords_allowed:
+        errors["secret_expiry"] = limit.blocked_message()
     if "secret_expiry" not in errors:
-        maximum = settings.oauth_bot_max_secret_days
-        if days > maximum:
-            errors["secret_expiry"] = (
-                f"The longest lifetime allowed is {lifetime_label(maximum)}; choose a shorter one."
-            )
-        elif days not in settings.secret_lifetime_choices:
-            errors["secret_expiry"] = "Choose one of the listed lifetimes."
+        errors.update(lifetime_problem(settings, days, limit))
 
     reason = (justification or "").strip()
     if not reason:

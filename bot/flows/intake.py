@@ -33,6 +33,7 @@ from bot.core.model import (
 )
 from bot.core.ports import Directory, Notifier, Repository
 from bot.core.validation import NewAppInput
+from bot.flows.lifetimes import TenantLimits
 from bot.flows.outcomes import Outcomes
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,9 @@ class Intake:
         notifier: Notifier,
         access: Access,
         outcomes: Outcomes,
+        tenant_limits: TenantLimits | None = None,
     ) -> None:
+        self.tenant_limits = tenant_limits
         self.settings = settings
         self.store = store
         self.graph = graph
@@ -111,8 +114,11 @@ class Intake:
         return request
 
     def rotation_target(self, requester_id: str, target: str) -> ManagedApp:
-        """The app a person may rotate (before the rotation form opens); NotAllowed/NotFound."""
-        return self.access.find(requester_id, target, AppAction.MANAGE)
+        """The app a person may rotate (before the rotation form opens): NotAllowed/NotFound,
+        or NotAllowed when the app's policy allows no client secret (checked again on filing)."""
+        app = self.access.find(requester_id, target, AppAction.MANAGE)
+        self._rotation_lifetime(app)
+        return app
 
     def submit_rotation(
         self,
@@ -124,6 +130,7 @@ class Intake:
     ) -> Request:
         """File a rotation; owners may rotate without approval when the setting allows it."""
         app = self.access.find(requester_id, target, AppAction.MANAGE)
+        days, note = self._rotation_lifetime(app)
         today = self.store.now().strftime("%Y-%m-%d")
         request = self._file(
             Request(
@@ -133,7 +140,8 @@ class Intake:
                 display_name=app.display_name,
                 sign_in_audience=app.sign_in_audience,
                 secret_description=f"Rotated by oauth-bot {today}",
-                secret_days=self.settings.default_secret_days,
+                secret_days=days,
+                lifetime_note=note,
                 justification="Rotate the client secret",
                 client_id=app.client_id,
                 object_id=app.object_id,
@@ -156,6 +164,18 @@ class Intake:
             return self.store.get_request(request.id)
         self.announce(request)
         return request
+
+    def _rotation_lifetime(self, app: ManagedApp) -> tuple[int, str | None]:
+        """The new secret's lifetime: the default, capped by the app's effective app management
+        policy when the bot may read it (and what the card and DM say about the cap). An app
+        whose policy allows no client secret cannot be rotated: a federated credential can."""
+        wanted = self.settings.default_secret_days
+        if self.tenant_limits is None:
+            return wanted, None
+        limit = self.tenant_limits.for_app(app.object_id, app.created_at)
+        if not limit.passwords_allowed:
+            raise NotAllowed(limit.blocked_message(f"{app.display_name}"))
+        return self.settings.default_days(max_days=limit.max_days), limit.capped(wanted)
 
     def announce(self, request: Request) -> None:
         """Post the approval card (once) and confirm to the requester.

@@ -18,7 +18,8 @@ from functools import partial
 
 from bot.config import Settings
 from bot.core.clock import iso, utc
-from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown, VaultError
+from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown, PasswordsNotAllowed, VaultError
+from bot.core.lifetimes import FEDERATED_INSTEAD
 from bot.core.model import (
     APP_TAG,
     Application,
@@ -69,6 +70,10 @@ class SecretIssuer:
                 f"{request.secret_days} days. Ask again with a shorter Secret expiry (oauth-bot allows up to "
                 f"{self.settings.oauth_bot_max_secret_days} days; the tenant's policy is stricter).",
                 code="CredentialInvalidLifetimeAsPerAppPolicy",
+            ) from None
+        except PasswordsNotAllowed:
+            raise PasswordsNotAllowed(
+                FEDERATED_INSTEAD.format(what=app.display_name), code="CredentialTypeNotAllowedAsPerAppPolicy"
             ) from None
         reference = self._deposit(request, app, new)
         end = new.credential.end or self.store.now() + timedelta(days=request.secret_days)

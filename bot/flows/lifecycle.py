@@ -6,7 +6,7 @@
   at most two pages in memory, and reminds owners of secrets expiring within the thresholds —
   once per threshold per secret, even across a scan that died half-way — with a digest for
   the admins.
-- `retire_due`: removes old secrets whose grace period after a rotation has ended.
+- `retire_due`: old secrets whose grace period after a rotation has ended (bot/flows/retirement.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from bot.core.model import (
     OPEN_STATUSES,
     Application,
     Credential,
-    CredentialStatus,
     ManagedApp,
     PasswordCredential,
     Request,
@@ -35,6 +34,7 @@ from bot.core.model import (
     TaggedApp,
 )
 from bot.core.ports import NO_METRICS, Directory, Metrics, Repository, SecretStore
+from bot.flows.retirement import Retired, Retirement
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,6 @@ class ScanReport:
     sending_seconds: float = 0.0  # the reminders' DMs (paced for Slack) and their records
 
 
-@dataclass(frozen=True)
-class Retired:
-    client_id: str
-    app_name: str
-    key_id: str
-    owners: tuple[str, ...]
-
-
 HOME_ROWS = 20
 SCAN_PAGE = 999  # the scan's Graph page ($top): the database is read once per this many apps
 
@@ -106,7 +98,6 @@ class HomeData:
 class LifecycleNotifier(Protocol):
     def expiry_reminder(self, reminder: Reminder) -> None: ...
     def expiry_digest(self, reminders: list[Reminder]) -> None: ...
-    def secret_retired(self, retired: Retired) -> None: ...
 
 
 def days_left(end: datetime | None, now: datetime) -> int | None:
@@ -123,8 +114,10 @@ class Lifecycle:
         vault: SecretStore,
         notifier: LifecycleNotifier,
         access: Access,
+        retirement: Retirement,
         metrics: Metrics = NO_METRICS,
     ) -> None:
+        self.retirement = retirement
         self.settings = settings
         self.access = access
         self.metrics = metrics
@@ -282,31 +275,5 @@ class Lifecycle:
 
     # --- grace periods ------------------------------------------------------------------
     def retire_due(self) -> list[Retired]:
-        retired = []
-        for credential in self.store.credentials_due_for_removal():
-            app = self.store.managed_app(credential.client_id)
-            if app is None:
-                continue
-            try:
-                self.graph.remove_password(app.object_id, credential.key_id)
-            except OAuthBotError as error:
-                log.warning("could not retire %s: %s", credential.key_id, error)
-                continue
-            with self.store.atomic():
-                self.store.set_credential_status(
-                    credential.key_id, CredentialStatus.REMOVED, removed_at=self.store.now()
-                )
-                self.store.audit(
-                    "oauth-bot",
-                    "secret.removed",
-                    client_id=app.client_id,
-                    key_id=credential.key_id,
-                    reason="grace period ended",
-                )
-            done = Retired(app.client_id, app.display_name, credential.key_id, self._owners(app))
-            try:
-                self.notifier.secret_retired(done)
-            except OAuthBotError as error:
-                log.warning("owners of %s not told about the retired secret: %s", app.client_id, error)
-            retired.append(done)
-        return retired
+        """Old secrets whose grace period ended: removed, or kept while still used (retirement)."""
+        return self.retirement.retire_due()

@@ -38,10 +38,16 @@ def _rotation_rows(request: Request) -> list[tuple[str, Any]]:
         ("Requester", user_mention(request.requester_id)),
         ("App", request.display_name),
         ("Application (client) ID", code(request.client_id or "")),
-        ("New secret expiry", lifetime_label(request.secret_days)),
+        ("New secret expiry", _expiry(request)),
         ("Old secret", f"stays valid for {grace:g} days after the rotation" if grace else "removed at once"),
         *_reader_rows(request),
     ]
+
+
+def _expiry(request: Request) -> str:
+    """The lifetime, and the policy that capped it when one did."""
+    label = lifetime_label(request.secret_days)
+    return f"{label}, {request.lifetime_note}" if request.lifetime_note else label
 
 
 def _request_rows(request: Request) -> list[tuple[str, Any]]:
@@ -225,7 +231,7 @@ def secret_ready(request: Request, issued: IssuedSecret) -> Message:
         ("Object ID", code(issued.app.object_id)),
         ("Secret ID", code(issued.key_id)),
         ("Secret description", issued.description),
-        ("Expires", date(issued.end)),
+        ("Expires", date(issued.end) + (f" ({request.lifetime_note})" if request.lifetime_note else "")),
         ("Secret value", RichTextElementParts.Link(url=issued.vault.portal_url, text="in Azure Key Vault")),
     ]
     if verified:

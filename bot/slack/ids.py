@@ -21,6 +21,8 @@ class Action(enum.StrEnum):
     RETIRE_CONFIRMED = "request_retire_confirmed"  # an admin named a secret oauth-bot did not issue
     ROTATE_NOW = "secret_rotate_now"
     GET_READ_ACCESS = "secret_get_read_access"
+    RETIRE_REMOVE_NOW = "secret_retire_remove_now"  # a secret still in use at the maximum grace
+    RETIRE_KEEP = "secret_retire_keep_7_days"
     VALUE = "value"  # the one element inside each input block
 
 

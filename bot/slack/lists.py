@@ -18,7 +18,8 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.core.validation import AUDIENCE_LABELS
-from bot.flows.lifecycle import AppView, Reminder, Retired
+from bot.flows.lifecycle import AppView, Reminder
+from bot.flows.retirement import Retired
 from bot.slack.ids import Action
 from bot.slack.views import Message, code, date, days_phrase, dicts, facts, text, user_mention
 
@@ -171,7 +172,7 @@ def secret_retired(retired: Retired) -> Message:
                     elements=[
                         text("The old client secret of ", bold=True),
                         text(retired.app_name, bold=True),
-                        text(" was removed: its grace period ended.\nSecret ID: "),
+                        text(f" was removed: {retired.why}.\nSecret ID: "),
                         text(retired.key_id, code=True),
                         text("\nApplication (client) ID: "),
                         text(retired.client_id, code=True),

@@ -20,18 +20,23 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.config import Settings
+from bot.core.lifetimes import UNKNOWN, PasswordLimit
 from bot.core.model import ManagedApp
 from bot.core.validation import AUDIENCE_LABELS, MAX_EXTRA_READERS, PLATFORM_LABELS, lifetime_label
 from bot.slack.ids import Action, Callback, Field
 
 
-def new_app_modal(settings: Settings, *, name: str = "", channel_id: str | None = None) -> dict[str, Any]:
-    """The request form, with the name typed after `/oauth-app new` filled in."""
+def new_app_modal(
+    settings: Settings, *, name: str = "", channel_id: str | None = None, limit: PasswordLimit = UNKNOWN
+) -> dict[str, Any]:
+    """The request form, with the name typed after `/oauth-app new` filled in; its lifetimes
+    within what the tenant's app management policy allows (`limit`, when the bot may read it)."""
+    maximum = settings.max_secret_days(max_days=limit.max_days)
     view = copy.deepcopy(
         _new_app_form(
-            settings.secret_lifetime_choices,
-            settings.default_secret_days,
-            settings.oauth_bot_max_secret_days,
+            settings.lifetime_choices(max_days=limit.max_days),
+            settings.default_days(max_days=limit.max_days),
+            secret_expiry_hint(settings, limit, maximum),
             readers=bool(settings.key_vault_resource_id),
         )
     )
@@ -83,9 +88,19 @@ def rotate_modal(app: ManagedApp, *, readers: bool, response_url: str | None = N
     ).to_dict()
 
 
+def secret_expiry_hint(settings: Settings, limit: PasswordLimit, maximum: int) -> str:
+    """Under the Secret expiry field: the longest lifetime and whose rule it is; or, when the
+    tenant allows no client secret, that (the federated credential is the way then)."""
+    if not limit.passwords_allowed:
+        return limit.blocked_message()
+    if maximum < settings.oauth_bot_max_secret_days:
+        return f"Your tenant's app management policy allows at most {lifetime_label(maximum)}."
+    return f"Policy allows at most {lifetime_label(maximum)}."
+
+
 @functools.cache
 def _new_app_form(
-    lifetimes: tuple[int, ...], default_days: int, max_days: int, *, readers: bool = False
+    lifetimes: tuple[int, ...], default_days: int, expiry_hint: str, *, readers: bool = False
 ) -> dict[str, Any]:
     """The form built and checked once per policy (slack_sdk's models validate lengths)."""
     audience_options = [Option(value=key, text=label) for key, label in AUDIENCE_LABELS.items()]
@@ -143,7 +158,7 @@ def _new_app_form(
             InputBlock(
                 block_id=Field.SECRET_EXPIRY,
                 label="Secret expiry",
-                hint=f"Policy allows at most {lifetime_label(max_days)}.",
+                hint=expiry_hint,
                 element=StaticSelectElement(
                     action_id=Action.VALUE, options=lifetime_options, initial_option=default_lifetime
                 ),

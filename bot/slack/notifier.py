@@ -12,8 +12,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.config import Settings
 from bot.core.errors import SlackError
 from bot.core.model import IssuedSecret, Request
-from bot.flows.lifecycle import Reminder, Retired
-from bot.slack import cards, lists, views
+from bot.flows.lifecycle import Reminder
+from bot.flows.retirement import Retired, StillUsed
+from bot.slack import cards, lists, retirement, views
 from bot.slack.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class SlackNotifier:
         self._client = client
         self._approval_channel = str(settings.oauth_bot_approval_channel)
         self._admins = settings.admins
+        self._max_grace_days = settings.oauth_bot_max_grace_days
         self._reminders = Pacer(overall=60 / settings.oauth_bot_reminder_dms_per_minute)
 
     def _call(self, method: str, **kwargs: Any) -> Any:
@@ -96,6 +98,13 @@ class SlackNotifier:
     def secret_retired(self, retired: Retired) -> None:
         for owner in retired.owners:
             self._dm(owner, lists.secret_retired(retired))
+
+    def secret_still_used(self, notice: StillUsed) -> None:
+        for owner in notice.owners:
+            self._dm(owner, retirement.still_used(notice))
+
+    def retirement_decision(self, notice: StillUsed) -> None:
+        self._post(self._approval_channel, retirement.decision_card(notice, self._max_grace_days))
 
     def alert_admins(self, text: str) -> None:
         """A DM to every admin, for problems the approvals channel cannot show."""

@@ -8,13 +8,21 @@ from typing import Any
 
 from sqlalchemy import case, func, select, update
 
-from bot.core.model import LIVE_CREDENTIALS, AppOwner, Credential, CredentialStatus, ManagedApp
+from bot.core.model import (
+    LIVE_CREDENTIALS,
+    AppOwner,
+    Credential,
+    CredentialStatus,
+    ManagedApp,
+    RetireState,
+)
 from bot.store.database import Database, columns, entity
 from bot.store.tables import AppOwnerRow, CredentialRow, ManagedAppRow
 
 
 def _credential(row: CredentialRow) -> Credential:
-    return entity(Credential, row, status=CredentialStatus(row.status))
+    state = RetireState(row.retire_state) if row.retire_state else None
+    return entity(Credential, row, status=CredentialStatus(row.status), retire_state=state)
 
 
 class AppRepository(Database):
@@ -121,6 +129,30 @@ class AppRepository(Database):
             session.execute(
                 update(CredentialRow).where(CredentialRow.key_id == key_id).values(status=status, **values)
             )
+
+    def retire_if(
+        self,
+        key_id: str,
+        *,
+        expect: RetireState | None,
+        expect_check_after: datetime | None = None,
+        **values: Any,
+    ) -> bool:
+        """Compare-and-set on a retiring secret's retire_state and check_after: True only for
+        the one caller whose expectation still held (two replicas, or a rerun, never act twice)."""
+        state, check = CredentialRow.retire_state, CredentialRow.check_after
+        with self.session() as session:
+            result = session.execute(
+                update(CredentialRow)
+                .where(
+                    CredentialRow.key_id == key_id,
+                    CredentialRow.status == CredentialStatus.RETIRING,
+                    state.is_(None) if expect is None else state == expect,
+                    check.is_(None) if expect_check_after is None else check == expect_check_after,
+                )
+                .values(**values)
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
 
     def credentials_due_for_removal(self) -> list[Credential]:
         with self.session() as session:

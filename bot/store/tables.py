@@ -29,6 +29,7 @@ class RequestRow(Base):
     redirect_platform: Mapped[str | None] = mapped_column(String(16))
     secret_description: Mapped[str] = mapped_column(String(256))
     secret_days: Mapped[int] = mapped_column(Integer)
+    lifetime_note: Mapped[str | None] = mapped_column(String(256))
     justification: Mapped[str] = mapped_column(Text)
     # extra readers: [{"object_id", "kind", "display_name"}] (null: none)
     extra_readers: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
@@ -104,6 +105,10 @@ class CredentialRow(Base):
     vault_secret_id: Mapped[str] = mapped_column(String(512))
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | retiring | removed
     remove_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # usage-aware retirement: None (timed) | watching | admin | removing (bot/flows/retirement.py)
+    retire_state: Mapped[str | None] = mapped_column(String(16))
+    check_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sign_in: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -79,6 +79,11 @@ def request_rotation(slack: SlackDriver, user: str, target: str, **fields: Any) 
     )
 
 
+def rotation_card(slack: SlackDriver, user: str, client_id: str) -> dict[str, Any]:
+    """/oauth-secret rotate → its form, submitted as it is → the rotation's approval card."""
+    return request_rotation(slack, user, client_id)
+
+
 def open_modal(slack: SlackDriver, user: str) -> dict[str, Any]:
     """The modal the bot opens after acking (views.open follows the ack)."""
     return wait_until(lambda: slack.slack.current_modal(user), what=f"a modal for {user}")

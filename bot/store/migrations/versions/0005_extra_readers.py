@@ -5,7 +5,7 @@ A JSON list on the request, each item {"object_id", "kind" ("Group" | "ServicePr
 Their role assignments are rows of read_grants (no expiry).
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0008 (re-chained after the tenant limits migration)
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0004"
+down_revision: str | None = "0008"
 branch_labels: str | None = None
 depends_on: str | None = None
 
