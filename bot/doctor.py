@@ -24,6 +24,10 @@ from bot.store.schema import ensure_schema
 NEEDED_ROLE = "Application.ReadWrite.OwnedBy"
 
 
+class Missing(OAuthBotError):
+    """An optional capability the bot lacks: a "note" line, not a failure (it serves without)."""
+
+
 def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int:
     failures = 0
 
@@ -31,6 +35,8 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
         nonlocal failures
         try:
             out(f"ok    {name}: {action()}")
+        except Missing as note:
+            out(f"note  {name}: {note}")
         except (OAuthBotError, SlackApiError, OSError, ValueError) as error:
             failures += 1
             out(f"FAIL  {name}: {error}")
@@ -123,7 +129,7 @@ def _read_access_check(settings: Settings, tokens: list[TokenSource]) -> str:
         arm.close()
     missing = [action for action in (WRITE, DELETE) if not allows(permissions, action)]
     if missing:
-        raise OAuthBotError(
+        raise Missing(
             f"the bot's identity may not {' or '.join(missing)} on the vault, so requesters and extra "
             "readers cannot be given read access to their secret (the requests still complete): give it "
             "'Key Vault Data Access Administrator' on the vault, or 'Role Based Access Control "

@@ -219,7 +219,8 @@ def test_doctor_reads_the_bots_permissions_on_the_vault(cloud: FakeCloud, tmp_pa
     """doctor asks Resource Manager for the bot's effective permissions at the vault: with Key
     Vault Data Access Administrator it may write role assignments (ok); without any right,
     and with Contributor (whose notActions exclude Microsoft.Authorization/*/Write), it may
-    not: the check fails naming the action and the role to give; the other checks still pass."""
+    not: a note names the action and the role to give (the bot serves without read access, so
+    doctor still passes)."""
     env = {**os.environ, **cloud.environment(f"sqlite:///{tmp_path / 'doctor.db'}")}
     assert _cli("migrate", env=env, cwd=tmp_path).returncode == 0
     ok = _cli("doctor", env=env, cwd=tmp_path)
@@ -234,10 +235,10 @@ def test_doctor_reads_the_bots_permissions_on_the_vault(cloud: FakeCloud, tmp_pa
             if role is not None:
                 cloud.bot_assignment_right = cloud.arm.grant(BOT_PRINCIPAL_ID, role, cloud.vault_resource_id)
             bad = _cli("doctor", env=env, cwd=tmp_path)
-            assert bad.returncode == 1, bad.stdout
-            assert "FAIL  Resource Manager (read access)" in bad.stdout, bad.stdout
+            assert bad.returncode == 0, bad.stdout
+            assert "note  Resource Manager (read access)" in bad.stdout, bad.stdout
             assert "Microsoft.Authorization/roleAssignments/write" in bad.stdout
             assert "Key Vault Data Access Administrator" in bad.stdout
-            assert "1 check(s) failed" in bad.stdout
+            assert "all checks passed" in bad.stdout
     finally:
         cloud.give_bot_assignment_right()
