@@ -1,6 +1,7 @@
 """The critical path from an admin's Approve click to the requester's DM, with slow remote services.
 
-    .venv/bin/python benchmarks/critical_path.py [--requests 5] [--latency 0.2] [--verbose]
+    .venv/bin/python benchmarks/critical_path.py [--requests 5] [--latency 0.2] [--grant both]
+        [--readers 0] [--verbose]
 
 FakeCloud and the bot (BackgroundBot, the same pieces `oauth-bot serve` runs) in this process, as
 the end-to-end tests run them. Every answer of Graph, Key Vault, Slack (and Entra's token endpoint,
@@ -18,6 +19,14 @@ chat.postMessage arriving at the fake Slack:
 Target: at most 5 sequential calls (the floor is 4: create app → addPassword → vault → DM, with the
 tokens cached and the service principal overlapped). The token endpoint calls per scope over the
 whole run are reported too (target: one per resource per token lifetime).
+
+`--grant` measures the path without the requester's read access (KEY_VAULT_RESOURCE_ID unset),
+with it (Resource Manager slowed like the others: the role assignment's PUT before the DM), or
+both, one after the other with fresh fakes and bot; the bot holds Application.ReadWrite.OwnedBy,
+User.Read.All (which the grant needs: the requester is matched by email) and Directory.Read.All
+in both, so the only difference is the grant. `--readers N` names N managed identities as extra
+readers of every request (with the grant on): their PUTs run beside the requester's. Target:
+the grant adds at most one sequential call.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from machine import Background, wait_for_quiet
 
 from bot.core.model import Status
 from fakes.base import Request as Call
-from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, LEAST_PRIVILEGE, SIGNING_SECRET, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack import parse_body
 from fakes.slack_driver import SlackDriver
@@ -61,13 +70,13 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str
         time.sleep(0.05)
 
 
-def request_new_app(slack: SlackDriver, user: str, name: str) -> dict[str, Any]:
+def request_new_app(slack: SlackDriver, user: str, name: str, **fields: str) -> dict[str, Any]:
     """/oauth-app new → modal → submit; returns the approval card posted for it."""
     before = len(slack.slack.messages(APPROVAL_CHANNEL))
     response = slack.command(user, "/oauth-app", f"new {name}")
     assert response.status_code == 200, response.text
     modal = wait_until(lambda: slack.slack.current_modal(user), what=f"a modal for {user}")
-    submitted = slack.submit(user, modal, {"Justification": JUSTIFICATION})
+    submitted = slack.submit(user, modal, {"Justification": JUSTIFICATION, **fields})
     assert submitted.status_code == 200, submitted.text
     return wait_until(
         lambda: (
@@ -112,6 +121,7 @@ class Run:
     wall: float  # click → DM arrival at the fake Slack
     chain: list[Link]  # longest chain of strictly sequential calls ending with the DM
     path: list[Link]  # the same without the card and App Home refreshes (off the path by design)
+    secret: list[Link]  # the same without the side steps either: the secret's own chain
     calls: list[Link]  # every call in the window
     token_calls: int  # token endpoint calls in the window
 
@@ -133,6 +143,16 @@ def longest_chain(calls: list[Link], last: Link, slack_s: float = 0.001) -> list
 def is_refresh(link: Link) -> bool:
     """The approval card's chat.update and the App Homes' views.publish: nothing waits for them."""
     return link.service == "slack" and link.path in ("/api/chat.update", "/api/views.publish")
+
+
+def is_side_step(link: Link) -> bool:
+    """The service principal and the requester's Entra ownership (users.info → GET /users →
+    owners/$ref): steps that run beside the secret's chain (the DM waits for them too)."""
+    if link.service == "slack":
+        return link.path == "/api/users.info"
+    return link.service == "graph" and any(
+        part in link.path for part in ("/servicePrincipals", "/users", "/owners")
+    )
 
 
 def local_time(run: Run) -> float:
@@ -180,9 +200,11 @@ def one_run(
     clicks: list[float],
     latency: dict[str, float],
     i: int,
+    readers: str = "",
 ) -> Run:
     assert bot.services is not None
-    card = request_new_app(slack, DEVELOPER, f"bench-critical-{i}")
+    fields = {"Extra readers": readers} if readers else {}
+    card = request_new_app(slack, DEVELOPER, f"bench-critical-{i}", **fields)
     request_id = request_id_of(card)
     slowest = max(latency.values(), default=0.0)
     settle(cloud, quiet=2 * slowest + 0.2)  # "request sent" DM, App Homes: before the click
@@ -207,9 +229,74 @@ def one_run(
         wall=dm.at - clicked,
         chain=longest_chain(window, last),
         path=longest_chain([link for link in window if not is_refresh(link)], last),
+        secret=longest_chain(
+            [link for link in window if not is_refresh(link) and not is_side_step(link)], last
+        ),
         calls=window,
         token_calls=sum(1 for link in window if link.service == "entra" and link.path.endswith("/token")),
     )
+
+
+@dataclass
+class Measured:
+    label: str
+    runs: list[Run]
+    background: list[float]
+    scopes: dict[str, list[float]]
+    started: float
+    lifetime: int
+
+
+def measure(args: argparse.Namespace, *, grant: bool, readers: int) -> Measured:
+    """N approvals with fresh fakes and a fresh bot; the grant on or off."""
+    runs: list[Run] = []
+    # The requester is matched by email in both modes (User.Read.All, which the grant needs);
+    # without Application.ReadWrite.All they are not made an Entra owner (no side step).
+    roles = [*LEAST_PRIVILEGE, "User.Read.All", "Directory.Read.All"]
+    with (
+        tempfile.TemporaryDirectory(prefix="oauth-bot-critical-") as tmp,
+        FakeCloud(Path(tmp), roles=roles) as cloud,
+    ):
+        cloud.trust()  # the bot's clients trust the fakes' CA through SSL_CERT_FILE
+        overrides: dict[str, Any] = {} if grant else {"key_vault_resource_id": None}
+        settings = cloud.settings(
+            f"sqlite:///{tmp}/critical.db",
+            oauth_bot_max_requests_per_hour=max(10, 2 * args.requests),
+            oauth_bot_retry_budget_seconds=20.0,
+            **overrides,
+        )
+        reader_ids = []
+        for k in range(readers if grant else 0):
+            client_id = f"0b0e0000-0000-4000-8000-{k:012d}"
+            cloud.entra.register_client(client_id, f"bench-reader-{k}", [])
+            reader_ids.append(cloud.graph.add_managed_identity(client_id, f"bench-reader-{k}"))
+        clicks: list[float] = []
+        stamp = {"request": [lambda _request: clicks.append(time.monotonic())]}
+        client = httpx.Client(timeout=30.0, event_hooks=stamp)
+        with BackgroundBot(settings) as bot, client:
+            slack = SlackDriver(
+                app_url=bot.url, signing_secret=SIGNING_SECRET, slack=cloud.slack, client=client
+            )
+            started = time.monotonic()  # token requests from here on: the bot's warm-up is done
+            slow = [cloud.graph, cloud.vault, cloud.slack, cloud.arm]
+            if not args.no_entra_latency:
+                slow.append(cloud.entra)
+            latency = {server.name: args.latency for server in slow}
+            for server in slow:
+                server.latency(args.latency)
+            background: list[float] = []
+            for i in range(args.requests):
+                if args.quiet_wait > 0:
+                    wait_for_quiet(args.quiet_wait)
+                with Background() as other:
+                    runs.append(one_run(cloud, bot, slack, clicks, latency, i, "\n".join(reader_ids)))
+                background.append(other.cores)
+            scopes: dict[str, list[float]] = {}
+            for call in cloud.entra.token_requests():
+                scopes.setdefault(call.form().get("scope", "?"), []).append(call.at)
+            lifetime = cloud.entra.token_lifetime
+    label = "with the grant" + (f" and {readers} extra reader(s)" if readers else "") if grant else "without"
+    return Measured(label, runs, background, scopes, started, lifetime)
 
 
 def main() -> int:
@@ -221,6 +308,13 @@ def main() -> int:
         action="store_true",
         help="answer token requests at once (Graph, Key Vault and Slack stay slow)",
     )
+    parser.add_argument(
+        "--grant",
+        choices=("off", "on", "both"),
+        default="both",
+        help="the requester's read access (a role assignment before the DM): without, with, or both",
+    )
+    parser.add_argument("--readers", type=int, default=0, help="extra readers per request (with the grant)")
     parser.add_argument("--verbose", action="store_true", help="list every call of every run")
     parser.add_argument(
         "--quiet-wait",
@@ -233,54 +327,51 @@ def main() -> int:
     print(
         f"critical_path: {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {os.cpu_count()} CPUs, "
         f"Python {sys.version.split()[0]}, N={args.requests}, latency {args.latency * 1000:.0f} ms per call "
-        f"(graph, vault, slack{'' if args.no_entra_latency else ', entra'})"
+        f"(graph, vault, slack, arm{'' if args.no_entra_latency else ', entra'})"
     )
-    runs: list[Run] = []
-    with tempfile.TemporaryDirectory(prefix="oauth-bot-critical-") as tmp, FakeCloud(Path(tmp)) as cloud:
-        cloud.trust()  # the bot's clients trust the fakes' CA through SSL_CERT_FILE
-        settings = cloud.settings(
-            f"sqlite:///{tmp}/critical.db",
-            oauth_bot_max_requests_per_hour=max(10, 2 * args.requests),
-            oauth_bot_retry_budget_seconds=20.0,
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.grant]
+    results = [measure(args, grant=grant, readers=args.readers) for grant in modes]
+    for result in results:
+        report(args, result)
+    if len(results) == 2:  # without, with
+        without, with_grant = ([len(run.path) for run in r.runs] for r in results)
+        secret_without, secret_with = ([len(run.secret) for run in r.runs] for r in results)
+        walls = [statistics.median(run.wall for run in r.runs) * 1000 for r in results]
+        added = statistics.median(with_grant) - statistics.median(without)
+        print(
+            f"\nthe grant: median wall {walls[0]:.0f} → {walls[1]:.0f} ms (+{walls[1] - walls[0]:.0f} ms); "
+            f"sequential calls on the path: median {statistics.median(without):.0f} → "
+            f"{statistics.median(with_grant):.0f}, max {max(without)} → {max(with_grant)}"
         )
-        clicks: list[float] = []
-        stamp = {"request": [lambda _request: clicks.append(time.monotonic())]}
-        client = httpx.Client(timeout=30.0, event_hooks=stamp)
-        with BackgroundBot(settings) as bot, client:
-            slack = SlackDriver(
-                app_url=bot.url, signing_secret=SIGNING_SECRET, slack=cloud.slack, client=client
-            )
-            started = time.monotonic()  # token requests from here on: the bot's warm-up is done
-            slow = [cloud.graph, cloud.vault, cloud.slack]
-            if not args.no_entra_latency:
-                slow.append(cloud.entra)
-            latency = {server.name: args.latency for server in slow}
-            for server in slow:
-                server.latency(args.latency)
-            background: list[float] = []
-            for i in range(args.requests):
-                if args.quiet_wait > 0:
-                    wait_for_quiet(args.quiet_wait)
-                with Background() as other:
-                    runs.append(one_run(cloud, bot, slack, clicks, latency, i))
-                background.append(other.cores)
-            scopes: dict[str, list[float]] = {}
-            for call in cloud.entra.token_requests():
-                scopes.setdefault(call.form().get("scope", "?"), []).append(call.at)
-            lifetime = cloud.entra.token_lifetime
+        print(
+            f"the secret's own chain (side steps left out): median {statistics.median(secret_without):.0f} → "
+            f"{statistics.median(secret_with):.0f}, max {max(secret_without)} → {max(secret_with)}"
+        )
+        grown = max(secret_with) - max(secret_without)
+        mark = "PASS" if max(with_grant) - max(without) <= 1 and added <= 1 and grown <= 1 else "FAIL"
+        print(
+            f"  [{mark}] the grant adds at most one sequential remote call (path +{added:.0f} median, "
+            f"secret chain +{grown} max)"
+        )
+    return 0
 
+
+def report(args: argparse.Namespace, result: Measured) -> None:
+    runs, background, scopes = result.runs, result.background, result.scopes
+    started, lifetime = result.started, result.lifetime
+    print(f"\n=== {result.label} read access ===")
     base = args.latency
     print()
     print(
-        f"{'run':>3} {'request':>7} {'status':<10} {'wall ms':>8} {'chain':>5} {'path':>4} "
+        f"{'run':>3} {'request':>7} {'status':<10} {'wall ms':>8} {'chain':>5} {'path':>4} {'secret':>6} "
         f"{'wall/lat+1':>10} {'local ms':>8} {'calls':>5} {'token calls':>11} {'bg cores':>8}"
     )
     for i, run in enumerate(runs):
         estimate = run.wall / base + 1 if base else math.nan
         print(
             f"{i + 1:>3} {run.request_id:>7} {run.status:<10} {run.wall * 1000:>8.0f} {len(run.chain):>5} "
-            f"{len(run.path):>4} {estimate:>10.2f} {local_time(run) * 1000:>8.0f} {len(run.calls):>5} "
-            f"{run.token_calls:>11} {background[i]:>8.2f}"
+            f"{len(run.path):>4} {len(run.secret):>6} {estimate:>10.2f} {local_time(run) * 1000:>8.0f} "
+            f"{len(run.calls):>5} {run.token_calls:>11} {background[i]:>8.2f}"
         )
     walls = [run.wall * 1000 for run in runs]
     chains = [len(run.chain) for run in runs]
@@ -288,7 +379,8 @@ def main() -> int:
     print(
         "wall: click → the DM's chat.postMessage arriving at the fake Slack; chain: longest chain of\n"
         "non-overlapping calls ending with the DM (all calls); path: the same without the card/App Home\n"
-        "refreshes; wall/lat+1: round trips the wall time is worth, +1 for the DM; local ms: wall minus\n"
+        "refreshes; secret: the path without the side steps (service principal, Entra owner);\n"
+        "wall/lat+1: round trips the wall time is worth, +1 for the DM; local ms: wall minus\n"
         "the remote calls on the path (the bot's own work: database writes, thread hand-offs);\n"
         "bg cores: what other processes on the machine kept busy meanwhile (0 = quiet)"
     )
@@ -329,7 +421,6 @@ def main() -> int:
     counts = ", ".join(str(len(t)) for t in scopes.values())
     mark = "PASS" if verdict_tokens else "FAIL"
     print(f"  [{mark}] one token request per resource over the run ({counts})")
-    return 0
 
 
 if __name__ == "__main__":

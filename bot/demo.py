@@ -2,11 +2,15 @@
 
 A developer asks for an app in Slack, an admin approves it, the bot creates the app
 registration in (fake) Entra ID, puts the secret value into (fake) Key Vault and DMs the
-developer the IDs and the vault link. Then the secret is rotated (the old one kept for the
-grace period, then removed), an expiry reminder arrives with its Rotate button, and the App
-Home shows it all. Last, a second app for a GitHub Actions workflow that needs no secret at all
-(a federated credential). The bot's clock is moved by hand between acts. No Slack or Azure account is
-needed. `--step` pauses between acts; every card also gets a Block Kit Builder link.
+developer the IDs and the vault link. The developer reads the value with their own sign-in
+(their time-bound Key Vault Secrets User on exactly that secret) until the access window
+ends. Then the secret is rotated with a managed identity as extra reader, which reads the new
+value with its own token, while the developer is refused another app's secret; the old
+secret is kept for the grace period, then removed; an expiry reminder arrives with its Rotate
+button, and the App Home shows it all. Last, a second app for a GitHub Actions workflow that
+needs no secret at all (a federated credential). The bot's clock is moved by hand between
+acts. No Slack or Azure account is needed. `--step` pauses between acts; every card also gets
+a Block Kit Builder link.
 """
 
 from __future__ import annotations
@@ -23,11 +27,31 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import HttpResponseError
+from azure.keyvault.secrets import SecretClient
+
 from bot import logs
 from fakes.clock import ManualClock
-from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, PEOPLE, SIGNING_SECRET, FakeCloud
+from fakes.cloud import (
+    ADMINS,
+    APPROVAL_CHANNEL,
+    DEVELOPER,
+    OUTSIDER,
+    OWNER_ROLES,
+    PEOPLE,
+    SIGNING_SECRET,
+    FakeCloud,
+)
 from fakes.harness import BackgroundBot
+from fakes.signin import WorkloadCredential
 from fakes.slack_driver import SlackDriver
+
+# The demo's bot may look people up (User.Read.All: the requester's read access) and directory
+# objects (Directory.Read.All: extra readers).
+DEMO_ROLES = [*OWNER_ROLES, "Directory.Read.All"]
+WORKLOAD_CLIENT_ID = "6d1c0f0e-2b7a-4c1e-9f3a-5e8d7c6b5a40"  # the billing-prod managed identity
+WORKLOAD_SECRET = "fake-workload-credential-demo"
 
 
 def _wait(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
@@ -131,7 +155,7 @@ def run_demo(*, verbose: bool = False, step: bool = False) -> int:
     if not verbose:
         logging.getLogger().setLevel(logging.CRITICAL)
     work = Path(tempfile.mkdtemp(prefix="oauth-bot-demo-"))
-    with FakeCloud(work) as cloud:
+    with FakeCloud(work, roles=DEMO_ROLES) as cloud:
         cloud.trust()
         settings = cloud.settings(f"sqlite:///{work / 'oauth-bot.db'}")
         clock = ManualClock()
@@ -205,8 +229,57 @@ def run_demo(*, verbose: bool = False, step: bool = False) -> int:
             )
             if in_slack:
                 return 1
+            _read_access(cloud, bot, clock, acts, name)
             _after_delivery(cloud, bot, slack, clock, acts, stored["tags"]["client-id"])
             return 0
+
+
+def _read(credential: TokenCredential, vault_url: str, name: str) -> str:
+    """What reading a vault secret with this credential gives: its masked value or the refusal."""
+    client = SecretClient(vault_url, credential)
+    try:
+        return "read " + _mask(client.get_secret(name).value or "")
+    except HttpResponseError as error:
+        return f"refused: HTTP {error.status_code} {getattr(error.error, 'code', '')}".rstrip()
+    finally:
+        client.close()
+
+
+def _read_access(cloud: FakeCloud, bot: BackgroundBot, clock: ManualClock, acts: _Acts, name: str) -> None:
+    """The requester reads their value with their own token; the access window ends."""
+    assert bot.services is not None and bot.services.read_access is not None
+    developer = cloud.credential_for(DEVELOPER)
+    acts.next(
+        f"{_name(DEVELOPER)} reads the value with their own Entra sign-in (as az keyvault secret show):"
+    )
+    print(
+        f"   {name}: {_read(developer, cloud.vault.url, name)} — Key Vault Secrets User on this secret only"
+    )
+    hours = bot.services.settings.oauth_bot_read_access_hours
+    acts.next(f"{hours:g} hours later (the bot's clock moves) the access window ends.")
+    clock.advance(timedelta(hours=hours, minutes=1))
+    bot.services.read_access.revoke_expired()
+    print(f"   The read grant ended and its role assignment on {name} was deleted:")
+    print(f"   {name}: {_read(developer, cloud.vault.url, name)} — Get read access in the DM gives it back")
+
+
+def _another_app(cloud: FakeCloud, slack: SlackDriver, acts: _Acts, name: str) -> None:
+    """Someone else's app: the requester, who reads their own secret, is refused its secret."""
+    developer = cloud.credential_for(DEVELOPER)
+    acts.next(
+        f"{_name(OUTSIDER)} gets payroll-api approved; {_name(DEVELOPER)} reads their own secret and "
+        "tries payroll-api's:"
+    )
+    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
+    slack.command(OUTSIDER, "/oauth-app", "new payroll-api")
+    modal = _wait(lambda: cloud.slack.current_modal(OUTSIDER), "the modal")
+    slack.submit(OUTSIDER, modal, {"Justification": "Payroll exports."})
+    card = _wait(lambda: cloud.slack.messages(APPROVAL_CHANNEL)[before:], "the approval card")[-1]
+    slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL)
+    _wait(lambda: [m for m in cloud.slack.dm_messages(OUTSIDER) if "is done" in m.get("text", "")], "the DM")
+    other = next(n for n in cloud.vault.names() if n.startswith("oauth-") and n != name)
+    print(f"   {name}: {_read(developer, cloud.vault.url, name)} (their own: granted again by the rotation)")
+    print(f"   {other}: {_read(developer, cloud.vault.url, other)} (payroll-api's: the vault refuses it)")
 
 
 def _after_delivery(
@@ -217,9 +290,23 @@ def _after_delivery(
     services = bot.services
     app = cloud.graph.app_by_client_id(client_id) or {}
 
-    acts.next(f"{_name(DEVELOPER)} rotates the secret: /oauth-secret rotate billing-api")
+    cloud.entra.register_client(WORKLOAD_CLIENT_ID, WORKLOAD_SECRET, [])
+    workload = cloud.graph.add_managed_identity(WORKLOAD_CLIENT_ID, "billing-prod")
+    cloud.vault.workload_clients.add(WORKLOAD_CLIENT_ID)
+    acts.next(
+        f"{_name(DEVELOPER)} rotates the secret: /oauth-secret rotate billing-api, naming the billing-prod "
+        "managed identity as an extra reader."
+    )
     before = len(cloud.slack.messages(APPROVAL_CHANNEL))
     slack.command(DEVELOPER, "/oauth-secret", "rotate billing-api")
+    form = _wait(
+        lambda: (
+            (m := cloud.slack.current_modal(DEVELOPER)) and m["callback_id"] == "oauth_secret_rotate" and m
+        ),
+        "the rotation form",
+    )
+    _box("Modal: " + form["title"]["text"], render(form["blocks"]), form)
+    slack.submit(DEVELOPER, form, {"Extra readers": workload})
     card = _wait(lambda: cloud.slack.messages(APPROVAL_CHANNEL)[before:], "the rotation card")[-1]
     _box("#oauth-approvals", render(card["blocks"]), card)
     slack.click(ADMINS[1], "Approve", message=card, channel=APPROVAL_CHANNEL)
@@ -229,10 +316,14 @@ def _after_delivery(
         timeout=120,
     )[-1]
     _box(f"DM to {_name(DEVELOPER)}", render(dm["blocks"]), dm)
+    name = f"oauth-{client_id}"
+    reader = WorkloadCredential(cloud.entra, WORKLOAD_CLIENT_ID, WORKLOAD_SECRET)
+    print(f"billing-prod, with its own (app-only) token: {name}: {_read(reader, cloud.vault.url, name)}")
     print(
         f"Entra ID: {len(cloud.graph.passwords(app.get('id', '')))} client secrets — the old one stays valid "
         f"for the grace period ({services.settings.oauth_bot_grace_days:g} days)."
     )
+    _another_app(cloud, slack, acts, name)
 
     grace = services.settings.oauth_bot_grace_days
     acts.next(f"{grace:g} days later (the bot's clock moves): the grace period ends.")

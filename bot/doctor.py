@@ -25,6 +25,10 @@ from bot.store.schema import ensure_schema
 NEEDED_ROLE = "Application.ReadWrite.OwnedBy"
 
 
+class Missing(OAuthBotError):
+    """An optional capability the bot lacks: a "note" line, not a failure (it serves without)."""
+
+
 def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int:
     failures = 0
 
@@ -32,6 +36,8 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
         nonlocal failures
         try:
             out(f"ok    {name}: {action()}")
+        except Missing as note:
+            out(f"note  {name}: {note}")
         except (OAuthBotError, SlackApiError, OSError, ValueError) as error:
             failures += 1
             out(f"FAIL  {name}: {error}")
@@ -48,17 +54,7 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
 
     check("Slack", slack)
 
-    def approval_policy() -> str:
-        policy = settings.policy
-        if not policy.from_file:
-            return "no OAUTH_BOT_POLICY_FILE: one oauth-bot admin approves each request"
-        approvers = SlackApprovers(web_client(settings))
-        groups = sorted({s.usergroup for s in policy.approver_sets.values() if s.usergroup})
-        sizes = [f"{group} ({len(approvers.usergroup_members(group))} members)" for group in groups]
-        read = f"; user groups readable: {', '.join(sizes)}" if sizes else ""
-        return f"{policy.source}: {len(policy.rules)} rule(s){read}"
-
-    check("approval policy", approval_policy)
+    check("approval policy", lambda: _approval_policy(settings))
     tokens: list[TokenSource] = []
 
     def entra() -> str:
@@ -92,18 +88,75 @@ def run_doctor(settings: Settings, *, out: Callable[[str], None] = print) -> int
 
     check("Key Vault", vault)
 
-    def database() -> str:
-        store = Store.from_url(settings.database_url)
-        try:
-            revision = ensure_schema(store, auto_create=False)
-        finally:
-            store.engine.dispose()
-        where = store.engine.url.render_as_string(hide_password=True)
-        return f"{where} reachable, schema at revision {revision}"
+    def resource_manager() -> str:
+        return _read_access_check(settings, tokens)
 
-    check("database", database)
+    check("Resource Manager (read access)", resource_manager)
+
+    check("database", lambda: _database(settings))
     out("all checks passed" if not failures else f"{failures} check(s) failed")
     return 0 if not failures else 1
+
+
+def _approval_policy(settings: Settings) -> str:
+    policy = settings.policy
+    if not policy.from_file:
+        return "no OAUTH_BOT_POLICY_FILE: one oauth-bot admin approves each request"
+    approvers = SlackApprovers(web_client(settings))
+    groups = sorted({s.usergroup for s in policy.approver_sets.values() if s.usergroup})
+    sizes = [f"{group} ({len(approvers.usergroup_members(group))} members)" for group in groups]
+    read = f"; user groups readable: {', '.join(sizes)}" if sizes else ""
+    return f"{policy.source}: {len(policy.rules)} rule(s){read}"
+
+
+def _database(settings: Settings) -> str:
+    store = Store.from_url(settings.database_url)
+    try:
+        revision = ensure_schema(store, auto_create=False)
+    finally:
+        store.engine.dispose()
+    where = store.engine.url.render_as_string(hide_password=True)
+    return f"{where} reachable, schema at revision {revision}"
+
+
+def _read_access_check(settings: Settings, tokens: list[TokenSource]) -> str:
+    """Whether the bot may write (and delete) role assignments at the vault: its effective
+    permissions there, notActions honoured. Conditions (the built-in one of Key Vault Data
+    Access Administrator, or one on Role Based Access Control Administrator) are not listed
+    by the permissions API: they only narrow which roles it may assign."""
+    from bot.azure.arm import DELETE, WRITE, RoleAssignments, allows
+    from bot.flows.readers import DIRECTORY_READ_ROLE
+
+    if not settings.key_vault_resource_id:
+        return "off (KEY_VAULT_RESOURCE_ID unset): requesters ask the admins for read access"
+    if not tokens:
+        raise OAuthBotError("skipped: no token")
+    arm = RoleAssignments(
+        settings.resource_manager_base,
+        tokens[0].credential(),
+        vault_resource_id=settings.key_vault_resource_id,
+        timeout=settings.oauth_bot_http_timeout_seconds,
+        budget_seconds=settings.oauth_bot_retry_budget_seconds,
+    )
+    try:
+        permissions = arm.effective_permissions()
+    finally:
+        arm.close()
+    missing = [action for action in (WRITE, DELETE) if not allows(permissions, action)]
+    if missing:
+        raise Missing(
+            f"the bot's identity may not {' or '.join(missing)} on the vault, so requesters and extra "
+            "readers cannot be given read access to their secret (the requests still complete): give it "
+            "'Key Vault Data Access Administrator' on the vault, or 'Role Based Access Control "
+            "Administrator' with the README's condition"
+        )
+    readers = (
+        "extra readers are looked up with Directory.Read.All"
+        if DIRECTORY_READ_ROLE in tokens[0].graph_roles()
+        else f"extra readers need the Graph permission {DIRECTORY_READ_ROLE} (forms naming them say so)"
+    )
+    may = "the bot may create and delete role assignments on the vault (per-secret read access works)"
+    return f"{may}; {readers}"
 
 
 NO_SUCH_KEY = "00000000-0000-0000-0000-000000000000"  # asks the report without naming a real secret

@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.core.access import Access
 from bot.core.clock import Clock
 from bot.core.errors import OAuthBotError
-from bot.core.model import Kind
+from bot.core.model import Kind, Request
 from bot.engine.liveness import Liveness, liveness_for
 from bot.engine.runner import BoundaryHook, Runner, new_worker_id, no_hook
 from bot.engine.scheduler import Scheduler
@@ -226,6 +226,13 @@ def build(
         verify=verifier,
         read_access=read_access,
     )
+
+    def failed(request: Request, message: str, code: str | None) -> None:
+        # No grant outlives a request that failed; ended first, so a Retry right after the
+        # failure cannot have its new grants withdrawn.
+        read_access.withdraw(request)
+        outcomes.fail(request, message, code)
+
     runner.connect(
         {
             Kind.NEW_APP: new_app.run,
@@ -234,7 +241,7 @@ def build(
             Kind.FEDERATE: federation.run,
             Kind.REMOVE_SECRET: removal.run,
         },
-        on_failure=outcomes.fail,
+        on_failure=failed,
     )
     approvals = Approvals(
         settings=settings,

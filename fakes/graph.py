@@ -46,6 +46,10 @@ APP_READWRITE_ALL = "Application.ReadWrite.All"
 APP_READWRITE_OWNED = "Application.ReadWrite.OwnedBy"
 _WRITE_ALL = frozenset({APP_READWRITE_ALL, "Directory.ReadWrite.All"})
 _READ_ALL = _WRITE_ALL | {"Application.Read.All", "Directory.Read.All"}
+_DIRECTORY_READ = frozenset({"Directory.Read.All", "Directory.ReadWrite.All"})  # getByIds
+# getByIds' `types` values the fake knows (the real one takes any directoryObject subtype).
+_DIRECTORY_TYPES = frozenset({"directoryobject", "user", "group", "serviceprincipal", "application"})
+MAX_GET_BY_IDS = 1000
 _USER_READ = frozenset(
     {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 )
@@ -447,10 +451,12 @@ class FakeGraph(FakeServer):
     `max_secret_lifetime_days` (a tenant app-management policy; `set_tenant_password_policy`
     and `assign_app_policy` for the rest), `sign_in_log.premium` (Entra ID P1), `publisher_domain`.
     Also `/beta` for the sign-in reports (fakes/graph_policies.py) and `sign_in_with`.
-    Helpers: `seed_apps`, `add_user`, `apps`, `app_by_client_id`, `passwords`, `owners`,
-    `service_principals`, `caller_object_id`, `check_secret`; for Resource Manager's view of
-    the directory: `add_group`, `add_group_member`, `principal`, `groups_of` (groups have no
-    Graph routes here, only these helpers).
+    `POST /directoryObjects/getByIds` (Directory.Read.All) finds users, groups, service
+    principals and applications by object id.
+    Helpers: `seed_apps`, `add_user`, `add_managed_identity`, `apps`, `app_by_client_id`,
+    `passwords`, `owners`, `service_principals`, `caller_object_id`, `check_secret`; for
+    Resource Manager's view of the directory: `add_group`, `add_group_member`, `principal`,
+    `groups_of` (groups have no Graph routes here but getByIds).
     """
 
     name = "graph"
@@ -596,9 +602,32 @@ class FakeGraph(FakeServer):
         if not _GUID.match(group_id):
             raise ValueError(f"group_id must be a GUID like an Entra object id, not {group_id!r}")
         with self.lock:
-            self._groups[group_id.lower()] = {"id": group_id.lower(), "displayName": display_name}
+            self._groups[group_id.lower()] = {
+                "id": group_id.lower(),
+                "displayName": display_name,
+                "securityEnabled": True,
+                "mailEnabled": False,
+                "groupTypes": [],
+            }
             self._members[group_id.lower()] = {m.lower() for m in members}
             self._created[group_id.lower()] = time.monotonic() if new else float("-inf")
+
+    def add_managed_identity(self, client_id: str, display_name: str, *, new: bool = False) -> str:
+        """The service principal of a user-assigned managed identity whose app (client) id is
+        `client_id` (registered with FakeEntra, so it can get app-only tokens); its object id."""
+        object_id = service_principal_object_id(self.entra.tenant_id, client_id)
+        with self.lock:
+            self._sps[object_id] = {
+                "id": object_id,
+                "appId": client_id,
+                "displayName": display_name,
+                "accountEnabled": True,
+                "servicePrincipalNames": [client_id],
+                "servicePrincipalType": "ManagedIdentity",
+                "tags": [],
+            }
+            self._created[object_id] = time.monotonic() if new else float("-inf")
+        return object_id
 
     def add_group_member(self, group_id: str, member_id: str) -> None:
         with self.lock:
@@ -849,6 +878,10 @@ class FakeGraph(FakeServer):
             return self._service_principals(request, claims, method, key, rest)
         if entity_set == "users":
             return self._users_route(request, claims, method, key, rest)
+        if entity_set == "directoryObjects" and key is None and rest == ["getByIds"]:
+            if method != "POST":
+                self._method_not_allowed()
+            return 200, self._get_by_ids(request, claims)
         if (
             entity_set == "policies"
             and key is None
@@ -1413,6 +1446,48 @@ class FakeGraph(FakeServer):
         if _roles(claims) & _READ_ALL:
             return True
         return app is not None and self._can_read(claims, app)
+
+    # --- directory objects ---------------------------------------------------------------
+    def _get_by_ids(self, request: Request, claims: dict[str, Any]) -> dict[str, Any]:
+        if not _roles(claims) & _DIRECTORY_READ:
+            _denied()
+        body = _json_object(request)
+        unknown = set(body) - {"ids", "types"}
+        if unknown:
+            _bad(f"The property '{sorted(unknown)[0]}' does not exist on type 'Edm.Untyped'.", "BadRequest")
+        ids, types = body.get("ids"), body.get("types")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            _bad("The parameter 'ids' in the request payload is not a valid parameter.", "BadRequest")
+        if len(ids) > MAX_GET_BY_IDS:
+            _bad(f"Too many ids: at most {MAX_GET_BY_IDS} may be given.")
+        for object_id in ids:
+            if not _GUID.match(object_id):
+                _bad(f"Invalid object identifier '{object_id}'.")
+        if types is not None and (not isinstance(types, list) or not all(isinstance(t, str) for t in types)):
+            _bad("The parameter 'types' in the request payload is not a valid parameter.", "BadRequest")
+        wanted = {t.lower() for t in types or ["directoryObject"]}
+        if wanted - _DIRECTORY_TYPES:
+            _bad(f"Invalid type '{sorted(wanted - _DIRECTORY_TYPES)[0]}'.")
+        value = []
+        with self.lock:
+            for object_id in dict.fromkeys(i.lower() for i in ids):
+                found = self._typed_object(object_id)
+                if found is not None and ({"directoryobject", found[0].lower()} & wanted):
+                    value.append({"@odata.type": f"#microsoft.graph.{found[0]}", **found[1]})
+        return {"@odata.context": f"{self.url}/v1.0/$metadata#directoryObjects", "value": value}
+
+    def _typed_object(self, object_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(OData type, properties) of a directory object (caller holds the lock)."""
+        if object_id in self._users:
+            return "user", dict(self._users[object_id])
+        if object_id in self._groups:
+            return "group", dict(self._groups[object_id])
+        if object_id in self._sps:
+            return "servicePrincipal", dict(self._sps[object_id])
+        if object_id in self._apps:
+            app = self._apps[object_id]
+            return "application", {"id": app.id, "appId": app.app_id, **app.props}
+        return None
 
     # --- users --------------------------------------------------------------------------
     def _users_route(

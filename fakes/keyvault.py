@@ -13,7 +13,10 @@ person (a delegated token, see `fakes.entra.is_delegated`) is allowed an operati
 `authorize(claims, data_action, resource_id)` says so; FakeArm sets it (and
 `arm_resource_id`) when the vault is registered there, and answers from its role
 assignments, inherited from the vault and above. Without FakeArm, people are refused
-everything. App-only tokens (the bot) keep the simpler knobs `forbid_reads` / `forbid_writes`.
+everything. App-only tokens of a workload (a managed identity or service principal whose
+client id is in `workload_clients`) are checked the same way, against their service
+principal's assignments. Other app-only tokens (the bot) keep the simpler knobs
+`forbid_reads` / `forbid_writes`.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ class FakeKeyVault(FakeServer):
         self.tenant_id = tenant_id
         self.forbid_writes = False
         self.forbid_reads = False
+        self.workload_clients: set[str] = set()  # app ids whose app-only tokens RBAC decides
         # (claims, data action, ARM resource id) -> allowed; FakeArm.add_vault sets both.
         self.authorize: Callable[[dict[str, Any], str, str], bool] | None = None
         self.arm_resource_id: str | None = None
@@ -265,8 +269,8 @@ class FakeKeyVault(FakeServer):
         self, request: Request, claims: dict[str, Any], action: str, name: str | None = None
     ) -> None:
         data_action = f"Microsoft.KeyVault/vaults/{action}"
-        if is_delegated(claims):
-            # A person: the vault asks Azure RBAC about the secret (or the vault, for lists).
+        if is_delegated(claims) or str(claims.get("appid") or "").lower() in self.workload_clients:
+            # A person or a workload: the vault asks Azure RBAC about the secret (or the vault).
             resource = self._resource_id(name)
             authorize = self.authorize
             if resource is not None and authorize is not None and authorize(claims, data_action, resource):

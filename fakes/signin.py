@@ -56,3 +56,29 @@ class PersonCredential:
             token = AccessToken(result["access_token"], int(time.time()) + int(result["expires_in"]))
             self._tokens[scopes] = token
             return token
+
+
+class WorkloadCredential:
+    """A workload's app-only azure-core TokenCredential against FakeEntra (MSAL's client
+    credentials flow), as a managed identity or a service principal reads a vault secret."""
+
+    def __init__(self, entra: FakeEntra, client_id: str, secret: str) -> None:
+        self._app = msal.ConfidentialClientApplication(
+            client_id,
+            client_credential=secret,
+            authority=f"{entra.url}/{entra.tenant_id}",
+            instance_discovery=False,
+        )
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        result = self._app.acquire_token_for_client(scopes=list(scopes))
+        if "access_token" not in result:
+            raise ClientAuthenticationError(message=str(result.get("error_description", result)))
+        return AccessToken(result["access_token"], int(time.time()) + int(result["expires_in"]))

@@ -17,7 +17,7 @@ from bot.core.policy import POLICY_CAP
 from bot.runtime import Services
 from bot.slack import cards, modals, retirement
 from bot.slack.ids import Action, Field
-from handlers.text import error_text, read_access_answer, waiting_for
+from handlers.text import error_text, read_access_answer
 
 log = logging.getLogger(__name__)
 
@@ -237,23 +237,16 @@ def _secrets(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.ROTATE_NOW)
     async def rotate_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """The rotation form, as `/oauth-secret rotate` opens it (its Submit files the rotation)."""
         await ack()
+        user_id = body["user"]["id"]
         try:
-            request = await asyncio.to_thread(
-                intake.submit_rotation,
-                requester_id=body["user"]["id"],
-                team_id=(body.get("team") or {}).get("id"),
-                target=_value(body),
-            )
+            target = await asyncio.to_thread(intake.rotation_target, user_id, _value(body))
+            await asyncio.to_thread(intake.check_limits, user_id)
         except OAuthBotError as error:
             await _tell(client, body, error)
             return
-        if request.status == Status.APPROVED:
-            worker.submit(request.id)
-            await _tell(
-                client, body, f"Rotating now (request #{request.id}); you will get a DM when it is ready."
-            )
-        else:
-            await _tell(
-                client, body, f"Rotation request #{request.id} is waiting for {waiting_for(request)}."
-            )
+        view = modals.rotate_modal(
+            target, readers=bool(settings.key_vault_resource_id), response_url=body.get("response_url")
+        )
+        await client.views_open(trigger_id=body["trigger_id"], view=view)

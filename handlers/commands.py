@@ -10,12 +10,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import OAuthBotError
-from bot.core.model import Status
 from bot.core.policy import POLICY_CAP
 from bot.runtime import Services
 from bot.slack import lists, modals
 from bot.slack.views import USAGE, Message
-from handlers.text import error_text, inert, read_access_answer, waiting_for
+from handlers.text import error_text, inert, read_access_answer
 
 SECRET_USAGE = (
     "*oauth-bot* secret commands:\n"
@@ -119,33 +118,34 @@ async def _open_federate_form(
 
 
 def _oauth_secret(app: AsyncApp, services: Services) -> None:
-    lifecycle, intake, worker = services.lifecycle, services.intake, services.worker
+    lifecycle, intake = services.lifecycle, services.intake
     read_access, vault_url = services.read_access, str(services.settings.key_vault_url)
+    readers = bool(services.settings.key_vault_resource_id)
 
     @app.command("/oauth-secret")
-    async def oauth_secret(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+    async def oauth_secret(
+        ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
         subcommand, _, rest = (command.get("text") or "").strip().partition(" ")
         user_id = command["user_id"]
         match subcommand.lower():
             case "rotate" if rest.strip():
                 await ack()
                 try:
-                    request = await asyncio.to_thread(
-                        intake.submit_rotation,
-                        requester_id=user_id,
-                        team_id=command.get("team_id"),
-                        target=rest,
-                    )
+                    target = await asyncio.to_thread(intake.rotation_target, user_id, rest)
+                    await asyncio.to_thread(intake.check_limits, user_id)
                 except OAuthBotError as error:
                     await respond(text=error_text(error), response_type="ephemeral")
                     return
-                name = inert(request.display_name, limit=120)
-                if request.status == Status.APPROVED:
-                    worker.submit(request.id)
-                    text = f"Rotating the client secret of {name} (request #{request.id}); you will get a DM."
-                else:
-                    text = f"Rotation request #{request.id} for {name} is waiting for {waiting_for(request)}."
-                await respond(text=text, response_type="ephemeral")
+                form = modals.rotate_modal(target, readers=readers, response_url=command.get("response_url"))
+                try:
+                    await client.views_open(trigger_id=command["trigger_id"], view=form)
+                except SlackApiError as error:
+                    await respond(
+                        text=f"Could not open the form ({error.response.get('error')}). "
+                        "Please run the command again.",
+                        response_type="ephemeral",
+                    )
             case "list" if rest.strip():
                 await ack()
                 try:

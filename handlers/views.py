@@ -1,31 +1,34 @@
-"""Modal submissions: the new-app form and the deny reason."""
+"""Modal submissions: the new-app form, the rotation form and the deny reason."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.config import Settings
 from bot.core.errors import OAuthBotError, RateLimited, RemoteError, ValidationError
 from bot.core.lifetimes import UNKNOWN, PasswordLimit
-from bot.core.model import Status, Workload
+from bot.core.model import ExtraReader, Status, Workload
 from bot.core.policy import POLICY_CAP
 from bot.core.validation import (
     MAX_DENY_REASON,
     MAX_JUSTIFICATION,
     has_bad_multiline_characters,
+    reader_ids,
     validate_new_app,
 )
 from bot.core.workloads import parse_workload, validate_federated
 from bot.runtime import Services
 from bot.slack import modals
 from bot.slack.ids import Callback, Field
-from handlers.text import state_value
+from handlers.text import error_text, inert, state_value, waiting_for
 
 log = logging.getLogger(__name__)
 FEDERATED_FIELDS = (
@@ -64,9 +67,20 @@ def federated_values(view: dict[str, Any]) -> dict[str, str | None]:
     return {str(field): state_value(view, field) for field in FEDERATED_FIELDS}
 
 
+async def extra_readers(services: Services, view: dict[str, Any]) -> tuple[ExtraReader, ...]:
+    """The form's extra readers, checked against Graph; ValidationError on their field."""
+    ids = reader_ids(state_value(view, Field.EXTRA_READERS))
+    if not ids:
+        return ()
+    if services.read_access is None:
+        raise ValidationError({Field.EXTRA_READERS: "Extra readers are not set up in oauth-bot."})
+    return await asyncio.to_thread(services.read_access.resolve_readers, ids)
+
+
 def register(app: AsyncApp, services: Services) -> None:
     _federate(app, services)
     settings, intake = services.settings, services.intake
+    _rotation(app, services)
 
     @app.view(Callback.NEW_APP)
     async def new_app_submitted(
@@ -89,6 +103,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 workload=state_value(view, Field.WORKLOAD),
                 **federated_values(view),
             )
+            readers = await extra_readers(services, view)
             await asyncio.to_thread(intake.check_new_app, requester_id=user_id, data=data)
         except ValidationError as error:
             await _refuse(ack, settings, view, error, limit)
@@ -100,7 +115,7 @@ def register(app: AsyncApp, services: Services) -> None:
         team_id = (body.get("team") or {}).get("id")
         try:
             request = await asyncio.to_thread(
-                intake.submit_new_app, requester_id=user_id, team_id=team_id, data=data
+                intake.submit_new_app, requester_id=user_id, team_id=team_id, data=data, readers=readers
             )
         except OAuthBotError as error:
             await client.chat_postMessage(channel=user_id, text=f"Your request could not be filed: {error}")
@@ -183,3 +198,66 @@ def _federate(app: AsyncApp, services: Services) -> None:
             return
         if request.status == Status.APPROVED:  # approved by policy
             services.worker.submit(request.id)
+
+
+def _rotation(app: AsyncApp, services: Services) -> None:
+    intake, worker = services.intake, services.worker
+
+    @app.view(Callback.ROTATE)
+    async def rotate_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        user_id = body["user"]["id"]
+        try:
+            metadata = json.loads(view.get("private_metadata") or "{}")
+            client_id, response_url = str(metadata["client_id"]), metadata.get("response_url")
+        except (ValueError, KeyError, TypeError):
+            await ack()
+            await _tell(
+                client, user_id, None, "This rotation form is out of date: run /oauth-secret rotate again."
+            )
+            return
+        try:
+            readers = await extra_readers(services, view)
+            await asyncio.to_thread(intake.check_limits, user_id)
+        except (ValidationError, RateLimited) as error:
+            errors = (
+                error.fields if isinstance(error, ValidationError) else {str(Field.EXTRA_READERS): str(error)}
+            )
+            if not any(b.get("block_id") == Field.EXTRA_READERS for b in view.get("blocks", [])):
+                await ack()  # no field to show it next to
+                await _tell(client, user_id, response_url, f"Not rotated: {error_text(error)}")
+                return
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        try:
+            request = await asyncio.to_thread(
+                intake.submit_rotation,
+                requester_id=user_id,
+                team_id=(body.get("team") or {}).get("id"),
+                target=client_id,
+                readers=readers,
+            )
+        except OAuthBotError as error:
+            await _tell(client, user_id, response_url, f"Not rotated: {error_text(error)}")
+            return
+        name = inert(request.display_name, limit=120)
+        if request.status == Status.APPROVED:
+            worker.submit(request.id)
+            text = f"Rotating the client secret of {name} (request #{request.id}); you will get a DM."
+        else:
+            text = f"Rotation request #{request.id} for {name} is waiting for {waiting_for(request)}."
+        await _tell(client, user_id, response_url, text)
+
+
+async def _tell(client: AsyncWebClient, user_id: str, response_url: str | None, text: str) -> None:
+    """An ephemeral answer where the rotation was asked for (its response_url, good for 30
+    minutes), else, or once it has run out, a DM."""
+    if response_url:
+        webhook = AsyncWebhookClient(response_url, ssl=client.ssl, proxy=client.proxy)
+        answer = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
+        if answer.status_code == HTTPStatus.OK:
+            return
+        log.info("the rotation's response_url answered %s; telling %s in a DM", answer.status_code, user_id)
+    await client.chat_postMessage(channel=user_id, text=text)

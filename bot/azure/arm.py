@@ -14,6 +14,7 @@ Key Vault Secrets User on one vault secret, and take it away again.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -30,6 +31,8 @@ from bot.core.model import RoleAssignment
 log = logging.getLogger(__name__)
 
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+WRITE = "Microsoft.Authorization/roleAssignments/write"
+DELETE = "Microsoft.Authorization/roleAssignments/delete"
 PRINCIPAL_NOT_FOUND = "PrincipalNotFound"
 FIRST_PAUSE_SECONDS = 1.0
 LONGEST_PAUSE_SECONDS = 5.0  # azure-workload-identity retries 7 x 5 s
@@ -145,8 +148,40 @@ class RoleAssignments:
         except AzureError as error:
             raise _arm_failure("remove read access to the secret", error) from None
 
+    def effective_permissions(self) -> list[tuple[list[str], list[str]]]:
+        """The bot's (actions, notActions) at the vault: GET {vault}/providers/
+        Microsoft.Authorization/permissions, one pair per role it holds there or above."""
+        parts = self.vault_resource_id.split("/")
+        try:
+            found = self._client.permissions.list_for_resource(
+                resource_group_name=parts[4],
+                resource_provider_namespace=parts[6],
+                parent_resource_path="",
+                resource_type=parts[7],
+                resource_name=parts[8],
+            )
+            return [(list(p.actions or []), list(p.not_actions or [])) for p in found]
+        except HttpResponseError as error:
+            raise _arm_error("read its permissions on the vault", error) from None
+        except AzureError as error:
+            raise _arm_failure("read its permissions on the vault", error) from None
+
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]
+
+
+def allows(permissions: list[tuple[list[str], list[str]]], action: str) -> bool:
+    """Whether any one permission (a role's actions less its notActions) allows `action`;
+    wildcards as Azure RBAC matches them, case-insensitively."""
+    return any(
+        any(_matches(a, action) for a in actions) and not any(_matches(n, action) for n in not_actions)
+        for actions, not_actions in permissions
+    )
+
+
+def _matches(pattern: str, action: str) -> bool:
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, action, flags=re.IGNORECASE) is not None
 
 
 def _code(error: HttpResponseError) -> str | None:

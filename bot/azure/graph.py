@@ -4,7 +4,7 @@ app management policies (v1.0) and credential sign-in activity (beta: `version="
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from http import HTTPStatus
@@ -14,17 +14,18 @@ from urllib.parse import quote
 import httpx
 
 from bot.azure.policies import app_management_policy, credential_usage, sign_in_detail
-from bot.azure.retry import IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
-from bot.core.clock import iso, parse_iso
+from bot.azure.retry import BUDGET, IDEMPOTENT, RETRY_REPLICATION, RetryPolicy, RetryTransport
+from bot.azure.shapes import application_from_graph, federated_from_graph, password_from_graph
+from bot.core.clock import iso
 from bot.core.errors import GraphError, LifetimePolicyError, OutcomeUnknown, PasswordsNotAllowed
 from bot.core.lifetimes import AppManagementPolicy
 from bot.core.model import (
     Application,
     CredentialUsage,
+    DirectoryObject,
     FederatedCredential,
     FederatedCredentialSpec,
     NewPassword,
-    PasswordCredential,
     SecretValue,
     SignInDetail,
     TaggedApp,
@@ -34,38 +35,7 @@ from bot.core.ports import NO_METRICS, Metrics
 log = logging.getLogger(__name__)
 
 
-def password_from_graph(data: dict[str, Any]) -> PasswordCredential:
-    """A passwordCredential as Graph sends it (never with its secretText)."""
-    return PasswordCredential(
-        key_id=str(data["keyId"]),
-        display_name=str(data.get("displayName") or ""),
-        hint=str(data.get("hint") or ""),
-        start=parse_iso(data["startDateTime"]) if data.get("startDateTime") else None,
-        end=parse_iso(data["endDateTime"]) if data.get("endDateTime") else None,
-    )
-
-
-def application_from_graph(data: dict[str, Any]) -> Application:
-    return Application(
-        object_id=str(data["id"]),
-        client_id=str(data["appId"]),
-        display_name=str(data.get("displayName") or ""),
-        sign_in_audience=str(data.get("signInAudience") or ""),
-        passwords=tuple(password_from_graph(p) for p in data.get("passwordCredentials") or ()),
-    )
-
-
-def federated_from_graph(data: dict[str, Any]) -> FederatedCredential:
-    return FederatedCredential(
-        id=str(data["id"]),
-        name=str(data["name"]),
-        issuer=str(data.get("issuer") or ""),
-        subject=str(data.get("subject") or ""),
-        audiences=tuple(str(a) for a in data.get("audiences") or ()),
-        description=str(data.get("description") or ""),
-    )
-
-
+LOOKUP_SECONDS = 2.0  # a directory lookup a form waits for
 SCAN_SELECT = "id,appId,displayName,passwordCredentials"
 APP_SELECT = "id,appId,displayName,signInAudience,passwordCredentials"
 
@@ -117,7 +87,7 @@ class GraphClient:
         """The retry layer's backoff, for a caller that reconciled a write and now sends it anew."""
         self._retry.sleep(self._retry.backoff(attempt))
 
-    def _call(
+    def _call(  # noqa: PLR0913 - one Graph call's options, each with a default
         self,
         method: str,
         path: str,
@@ -130,11 +100,17 @@ class GraphClient:
         idempotent: bool = True,
         ok: tuple[int, ...] = (200, 201, 204),
         version: str = "v1.0",
+        budget: float | None = None,
     ) -> httpx.Response:
         """One Graph call to `path` under `version` (v1.0, or beta for what v1.0 lacks); an
         absolute URL (a nextLink) is called as it is. A call that is not idempotent and got no
-        definite answer (a timeout, a dropped connection after sending, a 5xx) raises OutcomeUnknown."""
+        definite answer (a timeout, a dropped connection after sending, a 5xx) raises OutcomeUnknown.
+        `budget`: this call's own time limit (each attempt's timeout and the retries' budget)
+        instead of the defaults."""
         url = path if "://" in path else f"/{version}{path}"
+        extensions: dict[str, Any] = {RETRY_REPLICATION: retry_replication, IDEMPOTENT: idempotent}
+        if budget is not None:
+            extensions[BUDGET] = budget
         try:
             response = self._http.request(
                 method,
@@ -142,7 +118,8 @@ class GraphClient:
                 json=json,
                 params=params,
                 headers=headers,
-                extensions={RETRY_REPLICATION: retry_replication, IDEMPOTENT: idempotent},
+                extensions=extensions,
+                timeout=budget if budget is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as error:
             if not idempotent:
@@ -390,6 +367,27 @@ class GraphClient:
             .get("value", [])
         )
         return str(found[0]["id"]) if len(found) == 1 else None
+
+    def directory_objects(self, object_ids: Sequence[str]) -> dict[str, DirectoryObject]:
+        """The directory objects with these object ids, of any type, by lower-case id (an id
+        the directory does not know is absent). POST /directoryObjects/getByIds: a read, so
+        safe to resend; needs Directory.Read.All. A form waits for it (Slack allows 3 s), so
+        it has LOOKUP_SECONDS in all."""
+        if not object_ids:
+            return {}
+        response = self._call(
+            "POST",
+            "/directoryObjects/getByIds",
+            "look up directory objects",
+            json={"ids": list(object_ids)},
+            budget=LOOKUP_SECONDS,
+        )
+        found: dict[str, DirectoryObject] = {}
+        for item in response.json().get("value", []):
+            kind = str(item.get("@odata.type") or "").rpartition(".")[2]
+            object_id = str(item.get("id") or "").lower()
+            found[object_id] = DirectoryObject(object_id, kind, str(item.get("displayName") or ""))
+        return found
 
     # --- app management policies (Policy.Read.All) ------------------------------------
     def default_app_management_policy(self) -> AppManagementPolicy:

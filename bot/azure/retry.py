@@ -37,6 +37,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_REPLICATION = "retry_replication"
 # Request extension: False when carrying the request out twice would do the work twice.
 IDEMPOTENT = "idempotent"
+# Request extension: this call's own retry budget in seconds (a form's lookup, which Slack
+# waits for, cannot take the default minute).
+BUDGET = "budget_seconds"
 # Nothing reached the server: safe to send again whatever the request.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 SERVICE = "graph"
@@ -124,7 +127,7 @@ class RetryTransport(httpx.BaseTransport):
 
     def _send(self, request: httpx.Request, name: str) -> httpx.Response:
         policy = self._policy
-        deadline = policy.monotonic() + policy.budget_seconds
+        deadline = policy.monotonic() + float(request.extensions.get(BUDGET, policy.budget_seconds))
         attempt = 0
         while True:
             try:

@@ -130,6 +130,33 @@ class StepState(enum.StrEnum):
     FAILED = "failed"
 
 
+class ReaderKind(enum.StrEnum):
+    """The kinds of extra reader a request may name (Resource Manager's principalType values)."""
+
+    GROUP = "Group"
+    SERVICE_PRINCIPAL = "ServicePrincipal"  # a managed identity is one too
+
+
+READER_LABELS = {
+    ReaderKind.GROUP: "Group",
+    ReaderKind.SERVICE_PRINCIPAL: "Managed identity / service principal",
+}
+
+
+@dataclass(frozen=True)
+class ExtraReader:
+    """A group or service principal (managed identity) the requester asked to read the secret
+    too, as Microsoft Graph named it when the request was filed."""
+
+    object_id: str
+    kind: ReaderKind
+    display_name: str
+
+    @property
+    def label(self) -> str:
+        return f"{READER_LABELS[self.kind]}: {self.display_name}"
+
+
 @dataclass
 class Request:
     """A request for a new app or a rotation, from filing to its end."""
@@ -146,6 +173,7 @@ class Request:
     redirect_uri: str | None = None
     redirect_platform: str | None = None
     federated: FederatedCredentialSpec | None = None  # None: a client secret (the default)
+    extra_readers: tuple[ExtraReader, ...] = ()  # granted read on the secret for the app's life
     id: int = 0
     uid: str = ""
     status: Status = Status.PENDING
@@ -243,20 +271,6 @@ class Credential:
     last_sign_in: datetime | None = None  # the last use the sign-in report showed
 
 
-@dataclass
-class FederatedRecord:
-    """A federated identity credential oauth-bot added (and so may list and remove)."""
-
-    credential_id: str
-    client_id: str
-    name: str
-    issuer: str
-    subject: str
-    request_id: int
-    created_at: datetime | None = None
-    removed_at: datetime | None = None
-
-
 @dataclass(frozen=True)
 class AuditEvent:
     at: datetime
@@ -312,6 +326,16 @@ class Application:
     display_name: str
     sign_in_audience: str
     passwords: tuple[PasswordCredential, ...] = ()
+
+
+@dataclass(frozen=True)
+class DirectoryObject:
+    """A directory object as Graph's getByIds returns it: `type` is the OData type's last part
+    ("user", "group", "servicePrincipal", "application", "device", ...)."""
+
+    object_id: str
+    type: str
+    display_name: str
 
 
 @dataclass(frozen=True)
@@ -409,16 +433,8 @@ class IssuedSecret:
     verified: bool | None = None
     read_access: ReadAccess | None = None  # None: the feature is off
     read_until: datetime | None = None  # with GRANTED: None means until removed
-
-
-@dataclass(frozen=True)
-class FederationReady:
-    """What the requester of a federated credential is told: the IDs and the trust, no secret."""
-
-    app: Application
-    tenant_id: str
-    credential: FederatedCredential
-    authority: str  # https://login.microsoftonline.com/{tenant} (the cloud's login host)
+    readers_granted: tuple[ExtraReader, ...] = ()  # the request's extra readers who can read it
+    readers_not_granted: tuple[ExtraReader, ...] = ()  # those the bot could not give access
 
 
 def require_status(request: Request, *allowed: str) -> None:

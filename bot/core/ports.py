@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from bot.core.federation import FederatedRecord, FederationReady
 from bot.core.lifetimes import AppManagementPolicy
 from bot.core.model import (
     Application,
@@ -18,10 +19,9 @@ from bot.core.model import (
     Credential,
     CredentialStatus,
     CredentialUsage,
+    DirectoryObject,
     FederatedCredential,
     FederatedCredentialSpec,
-    FederatedRecord,
-    FederationReady,
     IssuedSecret,
     ManagedApp,
     NewPassword,
@@ -116,6 +116,7 @@ class Repository(Protocol):
     def read_grants(self, *, request_id: int) -> list[ReadGrant]: ...
     def read_grants_due(self, now: datetime) -> list[ReadGrant]: ...
     def read_grants_on(self, assignment_name: str) -> list[ReadGrant]: ...
+    def end_read_grants(self, request_id: int, at: datetime) -> list[ReadGrant]: ...
     def mark_read_grant_revoked(self, grant_id: int) -> bool: ...
     # reminders
     def reminders_sent(self, key_ids: Sequence[str]) -> set[tuple[str, int]]: ...
@@ -144,6 +145,7 @@ class Directory(Protocol):
     def add_owner(self, object_id: str, user_object_id: str) -> None: ...
     def list_owners(self, object_id: str) -> set[str]: ...
     def find_user(self, email: str) -> str | None: ...
+    def directory_objects(self, object_ids: Sequence[str]) -> dict[str, DirectoryObject]: ...
 
 
 class AppPolicies(Protocol):

@@ -27,6 +27,11 @@ AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
 # address, with an optional port: no userinfo, no %-escapes, nothing a browser would remap.
 HOST_AND_PORT = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?")
 DEFAULT_SECRET_DESCRIPTION = "Created by oauth-bot"
+MAX_EXTRA_READERS = 5
+SHOWN_ID = 40  # how much of a bad object ID its field error repeats
+READERS_FIELD = "extra_readers"
+OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+READER_SEPARATORS = re.compile(r"[\s,;]+")
 
 # The portal's wording for the four account types (each within Slack's 75-character limit).
 AUDIENCE_LABELS = {
@@ -54,6 +59,26 @@ class NewAppInput:
     secret_days: int
     justification: str
     federated: FederatedCredentialSpec | None = None  # None: a client secret
+
+
+def reader_ids(text: str | None) -> list[str]:
+    """The object IDs of the extra readers field: one per line or separated by commas, each a
+    GUID, at most MAX_EXTRA_READERS, repeats dropped; ValidationError naming the bad one."""
+    ids = list(dict.fromkeys(i.lower() for i in READER_SEPARATORS.split(text or "") if i))
+    for object_id in ids:
+        if not OBJECT_ID.match(object_id):
+            shown = object_id[:SHOWN_ID] + ("…" if len(object_id) > SHOWN_ID else "")
+            raise ValidationError(
+                {
+                    READERS_FIELD: f"{shown} is not an object ID: give each group or managed identity by its "
+                    "Object ID, like 00000000-0000-0000-0000-000000000000."
+                }
+            )
+    if len(ids) > MAX_EXTRA_READERS:
+        raise ValidationError(
+            {READERS_FIELD: f"Name at most {MAX_EXTRA_READERS} extra readers (this has {len(ids)})."}
+        )
+    return ids
 
 
 def _has_control_characters(text: str) -> bool:

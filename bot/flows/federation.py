@@ -21,13 +21,12 @@ from bot.core.errors import (
     NotFound,
     OutcomeUnknown,
 )
+from bot.core.federation import FederatedRecord, FederationReady
 from bot.core.model import (
     MAX_FEDERATED_CREDENTIALS,
     Application,
     FederatedCredential,
     FederatedCredentialSpec,
-    FederatedRecord,
-    FederationReady,
     Request,
 )
 from bot.core.ports import Directory, Repository, Steps

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.core.model import Credential, FederatedCredentialSpec, Kind, ManagedApp, Request
+from bot.core.model import Credential, ExtraReader, FederatedCredentialSpec, Kind, ManagedApp, Request
 from bot.core.validation import NewAppInput
 
 READ_ACCESS_DESCRIPTION = "Read access to the client secret"  # a read-access request's description
 
 
-def new_app(*, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
+def new_app(
+    *, requester_id: str, team_id: str | None, data: NewAppInput, readers: tuple[ExtraReader, ...] = ()
+) -> Request:
     return Request(
         kind=Kind.NEW_APP,
         requester_id=requester_id,
@@ -24,6 +26,7 @@ def new_app(*, requester_id: str, team_id: str | None, data: NewAppInput) -> Req
         secret_days=data.secret_days,
         justification=data.justification,
         federated=data.federated,
+        extra_readers=readers,
     )
 
 
@@ -36,6 +39,7 @@ def rotation(
     lifetime_note: str | None,
     grace_days: float,
     now: datetime,
+    readers: tuple[ExtraReader, ...] = (),
 ) -> Request:
     return Request(
         kind=Kind.ROTATE,
@@ -50,6 +54,7 @@ def rotation(
         client_id=app.client_id,
         object_id=app.object_id,
         grace_days=grace_days,
+        extra_readers=readers,
     )
 
 

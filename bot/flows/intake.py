@@ -14,7 +14,6 @@ from bot.core.errors import (
     Conflict,
     NotAllowed,
     NotFound,
-    RateLimited,
     RemoteError,
     SecretLimitReached,
     SecretRemovalNeedsConfirmation,
@@ -24,6 +23,7 @@ from bot.core.model import (
     OPEN_STATUSES,
     Application,
     CredentialStatus,
+    ExtraReader,
     FederatedCredentialSpec,
     Kind,
     ManagedApp,
@@ -40,6 +40,7 @@ from bot.core.validation import NewAppInput
 from bot.flows import filings
 from bot.flows.approvals import Approvals
 from bot.flows.lifetimes import TenantLimits
+from bot.flows.limits import check_request_limits
 from bot.flows.outcomes import Outcomes
 from bot.flows.read_access import NOT_SET_UP, ReadAccessFlow
 
@@ -74,14 +75,20 @@ class Intake:
         """Before the form closes: this person may file another request, and the approval
         policy's rule for it allows the lifetime chosen (ValidationError on that field)."""
         self.check_limits(requester_id)
-        self.approvals.check_lifetime(
-            filings.new_app(requester_id=requester_id, team_id=None, data=data)
-        )
+        self.approvals.check_lifetime(filings.new_app(requester_id=requester_id, team_id=None, data=data))
 
-    def submit_new_app(self, *, requester_id: str, team_id: str | None, data: NewAppInput) -> Request:
+    def submit_new_app(
+        self,
+        *,
+        requester_id: str,
+        team_id: str | None,
+        data: NewAppInput,
+        readers: tuple[ExtraReader, ...] = (),
+    ) -> Request:
         """Store a pending request, post its approval card and confirm to the requester (or,
-        under a rule with `auto: true`, approve it by policy)."""
-        request = filings.new_app(requester_id=requester_id, team_id=team_id, data=data)
+        under a rule with `auto: true`, approve it by policy). `readers`: extra readers of the
+        secret, looked up in the directory already."""
+        request = filings.new_app(requester_id=requester_id, team_id=team_id, data=data, readers=readers)
         self.approvals.check_lifetime(request)
         return self._file_and_decide(request)
 
@@ -158,10 +165,29 @@ class Intake:
                     if request.rule_number
                     else {}
                 ),
+                **(
+                    {"extra_readers": [r.object_id for r in request.extra_readers]}
+                    if request.extra_readers
+                    else {}
+                ),
             )
         return request
 
-    def submit_rotation(self, *, requester_id: str, team_id: str | None, target: str) -> Request:
+    def rotation_target(self, requester_id: str, target: str) -> ManagedApp:
+        """The app a person may rotate (before the rotation form opens): NotAllowed/NotFound,
+        or NotAllowed when the app's policy allows no client secret (checked again on filing)."""
+        app = self.access.find(requester_id, target, AppAction.MANAGE)
+        self._rotation_limit(app)
+        return app
+
+    def submit_rotation(
+        self,
+        *,
+        requester_id: str,
+        team_id: str | None,
+        target: str,
+        readers: tuple[ExtraReader, ...] = (),
+    ) -> Request:
         """File a rotation; owners may rotate without approval when the setting allows it."""
         app = self.access.find(requester_id, target, AppAction.MANAGE)
         wanted = self.settings.default_secret_days
@@ -173,6 +199,7 @@ class Intake:
             lifetime_note=None,
             grace_days=self.settings.oauth_bot_grace_days,
             now=self.store.now(),
+            readers=readers,
         )
         limit = self._rotation_limit(app).within(self.approvals.rule_for(request).max_days, POLICY_CAP)
         request.secret_days = self.settings.default_days(max_days=limit.max_days)
@@ -410,19 +437,3 @@ class Intake:
             s for s in self.store.steps(request.id) if s.step == "request" and s.state == StepState.FAILED
         ]
         return bool(failures) and failures[-1].detail.get("code") == SecretLimitReached.code
-
-
-def check_request_limits(settings: Settings, store: Repository, requester_id: str) -> None:
-    """Stop one person from flooding the approvers."""
-    open_requests = [r for r in store.requests_by(requester_id) if r.status in OPEN_STATUSES]
-    if len(open_requests) >= settings.oauth_bot_max_open_requests:
-        raise RateLimited(
-            f"You already have {len(open_requests)} open requests (the limit is "
-            f"{settings.oauth_bot_max_open_requests}). Wait for them to be decided, or cancel one."
-        )
-    recent = store.count_recent_requests(requester_id, store.now() - timedelta(hours=1))
-    if recent >= settings.oauth_bot_max_requests_per_hour:
-        raise RateLimited(
-            f"You have made {recent} requests in the last hour (the limit is "
-            f"{settings.oauth_bot_max_requests_per_hour}). Try again later."
-        )

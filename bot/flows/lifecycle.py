@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.core.access import Access, AppAction
 from bot.core.clock import utc
 from bot.core.errors import NotAllowed, OAuthBotError
+from bot.core.federation import FederatedRecord
 from bot.core.model import (
     APP_TAG,
     OPEN_STATUSES,
@@ -29,7 +30,6 @@ from bot.core.model import (
     Credential,
     CredentialStatus,
     FederatedCredential,
-    FederatedRecord,
     ManagedApp,
     PasswordCredential,
     Request,

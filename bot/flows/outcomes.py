@@ -11,7 +11,8 @@ from typing import Any
 
 from bot.config import Settings
 from bot.core.errors import Conflict, OAuthBotError, RemoteError
-from bot.core.model import FederationReady, IssuedSecret, ReadGrant, Request, Status, StepState
+from bot.core.federation import FederationReady
+from bot.core.model import IssuedSecret, ReadGrant, Request, Status, StepState
 from bot.core.ports import NO_METRICS, Metrics, Notifier, Repository, Steps
 
 log = logging.getLogger(__name__)

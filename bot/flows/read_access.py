@@ -12,6 +12,12 @@ the requester, for OAUTH_BOT_READ_ACCESS_HOURS, then taken away by a scheduled j
 - Revocation removes only assignments the bot made, and only when no later grant still
   rests on the same assignment (a 409 on a grant means the person holds it already: the new
   grant adopts that assignment).
+- Extra readers (groups, service principals / managed identities) named on the request are
+  checked against Graph when it is filed (`resolve_readers`) and granted the same role on the
+  same secret beside the requester's grant, with no expiry (for as long as the app exists); a
+  rotation makes a new version of the same secret, so their assignments carry over and the
+  grant is a 200 (or 409: adopted). A request that fails after granting has its grants ended
+  (`withdraw`): marked due now, so the scheduled job finishes what a failed DELETE left.
 """
 
 from __future__ import annotations
@@ -27,9 +33,18 @@ from bot.config import Settings
 from bot.core.access import USER_READ_ROLE, Access
 from bot.core.clock import iso
 from bot.core.errors import AssignmentNotPermitted, NotAllowed, NotFound, RemoteError
-from bot.core.model import IssuedSecret, ManagedApp, ReadAccess, ReadGrant, Request, secret_name_for
+from bot.core.model import (
+    ExtraReader,
+    IssuedSecret,
+    ManagedApp,
+    ReadAccess,
+    ReadGrant,
+    Request,
+    secret_name_for,
+)
 from bot.core.ports import AccessGrants, Directory, Notifier, Repository, Steps
 from bot.flows.outcomes import Outcomes, finished
+from bot.flows.readers import look_up_readers
 
 log = logging.getLogger(__name__)
 # Assignment names: uuid5 in this namespace of "request uid:principal id" (or, on demand,
@@ -76,6 +91,12 @@ class ReadAccessFlow:
     def enabled(self) -> bool:
         return self.grants is not None
 
+    # --- extra readers, when a request is filed --------------------------------------------
+    def resolve_readers(self, object_ids: list[str]) -> tuple[ExtraReader, ...]:
+        """The groups and service principals with these object ids, named as Graph names them;
+        ValidationError on the extra readers field naming the first bad one."""
+        return look_up_readers(self.graph, self.granted_roles, object_ids, set_up=self.grants is not None)
+
     # --- on a new secret ------------------------------------------------------------------
     def look_up(self, request: Request) -> Future[str | None] | None:
         """The requester's Entra object id, looked up beside the secret (None: feature off)."""
@@ -86,20 +107,45 @@ class ReadAccessFlow:
     def grant_for(
         self, request: Request, issued: IssuedSecret, principal: Future[str | None] | None = None
     ) -> IssuedSecret:
-        """Give the requester read access to the secret just stored, once; what became of it
-        goes into what the DM says. Never fails the request."""
+        """Give the requester (and the request's extra readers, at the same time) read access
+        to the secret just stored, once; what became of it goes into what the DM says, and the
+        admins hear once of a missing right. Never fails the request."""
         if self.grants is None:
             return issued
-        earlier = [g for g in self.store.read_grants(request_id=request.id) if g.revoked_at is None]
+        readers = [
+            (r, self.pool.submit(self._grant_reader, request, issued, r)) for r in request.extra_readers
+        ]
+        issued, refusal = self._grant_requester(request, issued, principal)
+        outcomes = [(reader, future.result()) for reader, future in readers]
+        refused = [(r, e) for r, e in outcomes if isinstance(e, AssignmentNotPermitted)]
+        if refusal is not None or refused:
+            self._alert_once(
+                request,
+                refusal or refused[0][1],
+                requester=refusal is not None,
+                readers=[r for r, _ in refused],
+            )
+        granted = tuple(r for r, e in outcomes if e is None)
+        return replace(
+            issued,
+            readers_granted=granted,
+            readers_not_granted=tuple(r for r, e in outcomes if e is not None),
+        )
+
+    def _grant_requester(
+        self, request: Request, issued: IssuedSecret, principal: Future[str | None] | None
+    ) -> tuple[IssuedSecret, AssignmentNotPermitted | None]:
+        readers = {r.object_id for r in request.extra_readers}
+        earlier = [g for g in self._live_grants(request) if g.principal_id not in readers]
         if earlier:  # a rerun after the grant: the same answer
-            return replace(issued, read_access=ReadAccess.GRANTED, read_until=earlier[-1].expires_at)
+            return replace(issued, read_access=ReadAccess.GRANTED, read_until=earlier[-1].expires_at), None
         principal_id = (
             principal.result()
             if principal is not None
             else self._principal_of(request.requester_id, issued.app.client_id)
         )
         if principal_id is None:
-            return replace(issued, read_access=ReadAccess.NO_USER)
+            return replace(issued, read_access=ReadAccess.NO_USER), None
         name = assignment_name(request.uid, principal_id)
         try:
             grant = self.steps.run(
@@ -117,21 +163,74 @@ class ReadAccessFlow:
                 principal_id=principal_id,
             )
         except AssignmentNotPermitted as error:
-            self._alert_once(request, error)
-            return replace(issued, read_access=ReadAccess.NOT_PERMITTED)
+            return replace(issued, read_access=ReadAccess.NOT_PERMITTED), error
         except RemoteError as error:
             log.warning("request %s: read access not granted: %s", request.id, error)
             self._undo(secret_name_for(issued.app.client_id), name)
-            return replace(issued, read_access=ReadAccess.FAILED)
-        return replace(issued, read_access=ReadAccess.GRANTED, read_until=grant.expires_at)
+            return replace(issued, read_access=ReadAccess.FAILED), None
+        return replace(issued, read_access=ReadAccess.GRANTED, read_until=grant.expires_at), None
 
-    def _alert_once(self, request: Request, error: AssignmentNotPermitted) -> None:
+    def _live_grants(self, request: Request) -> list[ReadGrant]:
+        now = self.store.now()
+        return [
+            g
+            for g in self.store.read_grants(request_id=request.id)
+            if g.revoked_at is None and (g.expires_at is None or g.expires_at > now)
+        ]
+
+    def _grant_reader(
+        self, request: Request, issued: IssuedSecret, reader: ExtraReader
+    ) -> RemoteError | None:
+        """Key Vault Secrets User on the secret for one extra reader, kept (no expiry), once;
+        None when granted, else what stopped it (AssignmentNotPermitted: the bot may not)."""
+        if any(g.principal_id == reader.object_id for g in self._live_grants(request)):
+            return None  # a rerun: granted already
+        name = assignment_name(request.uid, reader.object_id)
+        why = (
+            f"oauth-bot request #{request.id}: {reader.label} ({reader.object_id}) reads the client secret "
+            f"of {issued.app.display_name} ({issued.app.client_id})"
+        )
+        try:
+            self.steps.run(
+                request,
+                "grant_reader",
+                lambda: self._grant(
+                    client_id=issued.app.client_id,
+                    principal_id=reader.object_id,
+                    principal_type=str(reader.kind),
+                    name=name,
+                    request_id=request.id,
+                    actor="oauth-bot",
+                    why=why,
+                    keep=True,
+                ),
+                principal_id=reader.object_id,
+            )
+        except AssignmentNotPermitted as error:
+            return error
+        except RemoteError as error:
+            log.warning("request %s: %s not granted read access: %s", request.id, reader.label, error)
+            self._undo(secret_name_for(issued.app.client_id), name)
+            return error
+        return None
+
+    def _alert_once(
+        self,
+        request: Request,
+        error: RemoteError,
+        *,
+        requester: bool = False,
+        readers: list[ExtraReader] | None = None,
+    ) -> None:
         if finished(self.store, request, "alert_read_access"):
             return
-        text = (
-            f"oauth-bot could not give the requester of request #{request.id} read access to their "
-            f"secret: {error}"
-        )
+        names = ", ".join(r.label for r in readers or [])
+        if requester:
+            also = f", nor its extra readers ({names})" if names else ""
+            who = f"the requester of request #{request.id} read access to their secret{also}"
+        else:
+            who = f"the extra readers of request #{request.id} ({names}) read access to its secret"
+        text = f"oauth-bot could not give {who}: {error}"
         try:
             self.steps.run(request, "alert_read_access", lambda: self.on_alert(text))
         except RemoteError as failure:
@@ -235,12 +334,16 @@ class ReadAccessFlow:
         actor: str,
         why: str,
         app: ManagedApp | None = None,
+        principal_type: str = "User",
+        keep: bool = False,
     ) -> ReadGrant:
         assert self.grants is not None
         secret_name = app.vault_secret_name if app is not None else secret_name_for(client_id)
-        assignment = self.grants.grant_secret_read(secret_name, principal_id, name=name, description=why)
+        assignment = self.grants.grant_secret_read(
+            secret_name, principal_id, name=name, description=why, principal_type=principal_type
+        )
         now = self.store.now()
-        hours = self.settings.oauth_bot_read_access_hours
+        hours = 0 if keep else self.settings.oauth_bot_read_access_hours
         grant = ReadGrant(
             client_id=client_id,
             principal_id=principal_id,
@@ -260,6 +363,7 @@ class ReadAccessFlow:
                 request_id=request_id,
                 client_id=client_id,
                 principal_id=principal_id,
+                principal_type=principal_type,
                 assignment=assignment.name,
                 scope=assignment.scope,
                 expires_at=iso(grant.expires_at) if grant.expires_at else None,
@@ -284,21 +388,33 @@ class ReadAccessFlow:
             log.info("no Entra user found for %s: %s", user_id, error)
             return None
 
+    # --- a request that failed -------------------------------------------------------------
+    def withdraw(self, request: Request) -> int:
+        """End every grant made for a request that failed: due now, then revoked like expired
+        ones (a DELETE that fails here is the scheduled job's to finish). How many ended."""
+        if self.grants is None:
+            return 0
+        now = self.store.now()
+        return self._revoke_each(self.store.end_read_grants(request.id, now), now, "request failed")
+
     # --- the scheduled job ----------------------------------------------------------------
     def revoke_expired(self) -> int:
         """Take away every grant whose time is up (idempotent); returns how many were ended."""
         if self.grants is None:
             return 0
         now = self.store.now()
+        return self._revoke_each(self.store.read_grants_due(now), now, "expired")
+
+    def _revoke_each(self, grants: list[ReadGrant], now: datetime, reason: str) -> int:
         ended = 0
-        for grant in self.store.read_grants_due(now):
+        for grant in grants:
             try:
-                ended += self._revoke(grant, now)
+                ended += self._revoke(grant, now, reason)
             except RemoteError as error:
-                log.warning("read grant %s not revoked yet: %s", grant.id, error)
+                log.warning("read grant %s (%s) not revoked yet: %s", grant.id, reason, error)
         return ended
 
-    def _revoke(self, grant: ReadGrant, now: datetime) -> int:
+    def _revoke(self, grant: ReadGrant, now: datetime, reason: str = "expired") -> int:
         assert self.grants is not None
         on_same = [g for g in self.store.read_grants_on(grant.assignment_name) if g.id != grant.id]
         still_needed = any(
@@ -319,12 +435,14 @@ class ReadAccessFlow:
                 principal_id=grant.principal_id,
                 assignment=grant.assignment_name,
                 deleted=deleted,
-                reason=_why(deleted=deleted, still_needed=still_needed),
+                reason=_why(reason, deleted=deleted, still_needed=still_needed),
             )
         return 1
 
 
-def _why(*, deleted: bool, still_needed: bool) -> str:
+def _why(reason: str, *, deleted: bool, still_needed: bool) -> str:
     if deleted:
-        return "expired"
-    return "expired; a later grant rests on it" if still_needed else "expired; not made by oauth-bot: left"
+        return reason
+    return (
+        f"{reason}; a later grant rests on it" if still_needed else f"{reason}; not made by oauth-bot: left"
+    )

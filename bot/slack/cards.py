@@ -21,88 +21,9 @@ from slack_sdk.models.blocks import (
 
 from bot.core.errors import SecretLimitReached
 from bot.core.model import IssuedSecret, Kind, ReadAccess, ReadGrant, Request, Status, secret_name_for
-from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
-from bot.slack.federation import federated_rows
 from bot.slack.ids import Action
+from bot.slack.request_rows import TITLES, request_rows
 from bot.slack.views import Message, code, date, dicts, facts, simple, text, user_mention
-
-TITLES = {
-    Kind.NEW_APP: "New app registration",
-    Kind.ROTATE: "Secret rotation",
-    Kind.READ_ACCESS: "Read access",
-    Kind.FEDERATE: "Federated credential",
-    Kind.REMOVE_SECRET: "Secret removal",
-}
-
-
-def _rotation_rows(request: Request) -> list[tuple[str, Any]]:
-    grace = request.grace_days or 0
-    return [
-        ("Requester", user_mention(request.requester_id)),
-        ("App", request.display_name),
-        ("Application (client) ID", code(request.client_id or "")),
-        ("New secret expiry", _expiry(request)),
-        ("Old secret", f"stays valid for {grace:g} days after the rotation" if grace else "removed at once"),
-    ]
-
-
-def _expiry(request: Request) -> str:
-    """The lifetime, and the policy that capped it when one did."""
-    label = lifetime_label(request.secret_days)
-    return f"{label}, {request.lifetime_note}" if request.lifetime_note else label
-
-
-def _request_rows(request: Request) -> list[tuple[str, Any]]:
-    if request.kind == Kind.ROTATE:
-        return _rotation_rows(request)
-    if request.kind == Kind.READ_ACCESS:
-        return [
-            ("Requester", user_mention(request.requester_id)),
-            ("App", request.display_name),
-            ("Application (client) ID", code(request.client_id or "")),
-            ("Access", "read the client secret's value in Key Vault (Key Vault Secrets User on that secret)"),
-        ]
-    if request.kind == Kind.FEDERATE and request.federated is not None:
-        return [
-            ("Requester", user_mention(request.requester_id)),
-            ("App", request.display_name),
-            ("Application (client) ID", code(request.client_id or "")),
-            *federated_rows(request.federated),
-            ("Justification", request.justification),
-        ]
-    if request.kind == Kind.REMOVE_SECRET:
-        return [
-            ("Requester", user_mention(request.requester_id)),
-            ("App", request.display_name),
-            ("Application (client) ID", code(request.client_id or "")),
-            ("Secret ID", code(request.key_id or "")),
-            ("Secret description", request.secret_description),
-            ("Expires", date(request.secret_end)),
-            ("Why", request.justification),
-            ("On approval", "the secret is removed from the app and its value from Key Vault"),
-        ]
-    redirect = (
-        f"{request.redirect_uri} ({PLATFORM_LABELS.get(request.redirect_platform or '', '')})"
-        if request.redirect_uri
-        else None
-    )
-    # A new app signs in with a federated credential (the trust, in full) or a client secret.
-    sign_in = (
-        federated_rows(request.federated)
-        if request.federated is not None
-        else [
-            ("Secret description", request.secret_description),
-            ("Secret expiry", lifetime_label(request.secret_days)),
-        ]
-    )
-    return [
-        ("Requester", user_mention(request.requester_id)),
-        ("Name", request.display_name),
-        ("Supported account types", AUDIENCE_LABELS.get(request.sign_in_audience, request.sign_in_audience)),
-        ("Redirect URI", redirect),
-        *sign_in,
-        ("Justification", request.justification),
-    ]
 
 
 def _mentions(user_ids: Sequence[str]) -> list[Any]:
@@ -229,7 +150,7 @@ def request_card(request: Request, approved_by: Sequence[str] = ()) -> Message:
     title = TITLES[request.kind]
     blocks: list[Block] = [
         HeaderBlock(text=f"{title} request #{request.id}"),
-        facts(_request_rows(request)),
+        facts(request_rows(request)),
         *_rule_lines(request, approved_by),
     ]
     status = _status_line(request, approved_by)
@@ -295,7 +216,7 @@ def request_received(request: Request, approval_channel: str) -> Message:
                 )
             ]
         ),
-        facts(_request_rows(request)[1:]),
+        facts(request_rows(request)[1:]),
         ActionsBlock(
             block_id=f"cancel-{request.id}",
             elements=[ButtonElement(text="Cancel request", action_id=Action.CANCEL, value=str(request.id))],
@@ -325,6 +246,16 @@ def secret_ready(request: Request, issued: IssuedSecret) -> Message:
         rows.append(("Old secret", f"stays valid for {grace:g} more days" if grace else "removed"))
     if issued.read_access is not None:
         rows.append(("Your read access", read_access_text(issued)))
+    if issued.readers_granted:
+        rows.append(("Extra readers who can read it", ", ".join(r.label for r in issued.readers_granted)))
+    if issued.readers_not_granted:
+        rows.append(
+            (
+                "Extra readers not given access",
+                ", ".join(r.label for r in issued.readers_not_granted)
+                + " (oauth-bot could not give them Key Vault Secrets User on it: ask the oauth-bot admins)",
+            )
+        )
     blocks: list[Block] = [
         HeaderBlock(
             text="Your client secret is ready"

@@ -15,7 +15,8 @@ from slack_sdk.models.blocks import (
     RichTextSectionElement,
 )
 
-from bot.core.model import FederatedCredentialSpec, FederationReady, Kind, Request, Workload
+from bot.core.federation import FederationReady
+from bot.core.model import FederatedCredentialSpec, Kind, Request, Workload
 from bot.core.workloads import WORKLOAD_LABELS
 from bot.slack.views import Message, code, dicts, facts, text
 

@@ -9,6 +9,7 @@ class Callback(enum.StrEnum):
     NEW_APP = "oauth_app_new"
     FEDERATE = "oauth_app_federate"
     DENY_REASON = "oauth_request_deny_reason"
+    ROTATE = "oauth_secret_rotate"
 
 
 class Action(enum.StrEnum):
@@ -49,4 +50,5 @@ class Field(enum.StrEnum):
     SECRET_DESCRIPTION = "secret_description"
     SECRET_EXPIRY = "secret_expiry"
     JUSTIFICATION = "justification"
+    EXTRA_READERS = "extra_readers"
     DENY_REASON = "deny_reason"

@@ -1,5 +1,5 @@
 """The modals: the new-app request form (updated in place when the sign-in choice changes), the
-federated credential form for an existing app, and the deny reason."""
+rotation form, the federated credential form for an existing app, and the deny reason."""
 
 from __future__ import annotations
 
@@ -16,14 +16,15 @@ from slack_sdk.models.blocks import (
     PlainTextInputElement,
     PlainTextObject,
     RadioButtonsElement,
+    SectionBlock,
     StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
 from bot.config import Settings
 from bot.core.lifetimes import UNKNOWN, PasswordLimit
-from bot.core.model import Workload
-from bot.core.validation import AUDIENCE_LABELS, PLATFORM_LABELS, lifetime_label
+from bot.core.model import ManagedApp, Workload
+from bot.core.validation import AUDIENCE_LABELS, MAX_EXTRA_READERS, PLATFORM_LABELS, lifetime_label
 from bot.core.workloads import GITHUB_ENTITIES, WORKLOAD_LABELS
 from bot.slack.ids import Action, Callback, Field
 
@@ -60,12 +61,55 @@ def new_app_modal(
             secret_expiry_hint(settings, limit, maximum),
             workload,
             entity,
+            readers=bool(settings.key_vault_resource_id),
         )
     )
     if name:
         view["blocks"][0]["element"]["initial_value"] = name[:3000]
     view["private_metadata"] = json.dumps({"channel_id": channel_id})
     return view
+
+
+def extra_readers_block() -> InputBlock:
+    """Optional groups and managed identities / service principals that may read the secret too."""
+    return InputBlock(
+        block_id=Field.EXTRA_READERS,
+        label="Extra readers",
+        optional=True,
+        hint=(
+            "Object IDs of Microsoft Entra groups or managed identities / service principals that may "
+            f"also read the secret, one per line or comma-separated (at most {MAX_EXTRA_READERS}). "
+            "The approvers see them by name."
+        ),
+        element=PlainTextInputElement(
+            action_id=Action.VALUE, multiline=True, placeholder="00000000-0000-0000-0000-000000000000"
+        ),
+    )
+
+
+def rotate_modal(app: ManagedApp, *, readers: bool, response_url: str | None = None) -> dict[str, Any]:
+    """Confirm a rotation of this app's client secret, with optional extra readers; the answer
+    goes to `response_url` (the command's or the button's) when there is one, else a DM."""
+    blocks: list[Block] = [
+        SectionBlock(
+            text=PlainTextObject(
+                text=f"A new client secret for {app.display_name[:200]} ({app.client_id}), next to the "
+                "old one. The value goes into Key Vault; you get a DM.",
+                emoji=False,
+            )
+        )
+    ]
+    if readers:
+        blocks.append(extra_readers_block())
+    return View(
+        type="modal",
+        callback_id=Callback.ROTATE,
+        title=PlainTextObject(text="Rotate secret"),
+        submit=PlainTextObject(text="Submit"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=json.dumps({"client_id": app.client_id, "response_url": response_url}),
+        blocks=blocks,
+    ).to_dict()
 
 
 def secret_expiry_hint(settings: Settings, limit: PasswordLimit, maximum: int) -> str:
@@ -266,7 +310,13 @@ def _federate_form(workload: Workload, entity: str) -> dict[str, Any]:
 
 @functools.cache
 def _new_app_form(
-    lifetimes: tuple[int, ...], default_days: int, expiry_hint: str, workload: Workload, entity: str
+    lifetimes: tuple[int, ...],
+    default_days: int,
+    expiry_hint: str,
+    workload: Workload,
+    entity: str,
+    *,
+    readers: bool = False,
 ) -> dict[str, Any]:
     """The form built and checked once per policy and sign-in choice (slack_sdk's models
     validate lengths)."""
@@ -343,6 +393,7 @@ def _new_app_form(
                 hint="What is the application for? The approvers read this.",
                 element=PlainTextInputElement(action_id=Action.VALUE, multiline=True),
             ),
+            *([extra_readers_block()] if readers and workload == Workload.SECRET else []),
         ],
     )
     return view.to_dict()

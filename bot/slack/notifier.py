@@ -12,7 +12,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Settings
 from bot.core.errors import SlackError
-from bot.core.model import FederationReady, IssuedSecret, ReadGrant, Request
+from bot.core.federation import FederationReady
+from bot.core.model import IssuedSecret, ReadGrant, Request
 from bot.flows.lifecycle import Reminder
 from bot.flows.retirement import Retired, StillUsed
 from bot.slack import cards, federation, lists, retirement, views

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from bot.core.model import FederatedRecord, ManagedApp
+from bot.core.federation import FederatedRecord
+from bot.core.model import ManagedApp
 from bot.store.database import Database, columns, entity
 from bot.store.tables import AppOwnerRow, FederatedCredentialRow, ManagedAppRow
 

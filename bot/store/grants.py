@@ -51,6 +51,16 @@ class GrantRepository(Database):
             )
             return [entity(ReadGrant, row) for row in rows]
 
+    def end_read_grants(self, request_id: int, at: datetime) -> list[ReadGrant]:
+        """Make every live grant of a request due at `at` (its request failed); those grants."""
+        with self.session() as session:
+            session.execute(
+                update(ReadGrantRow)
+                .where(ReadGrantRow.request_id == request_id, ReadGrantRow.revoked_at.is_(None))
+                .values(expires_at=at)
+            )
+        return [g for g in self.read_grants(request_id=request_id) if g.revoked_at is None]
+
     def mark_read_grant_revoked(self, grant_id: int) -> bool:
         """Mark it revoked; False if it was already (so a revocation is audited once)."""
         with self.session() as session:

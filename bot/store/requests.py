@@ -10,15 +10,37 @@ from sqlalchemy import func, or_, select, update
 
 from bot.core.clock import utc
 from bot.core.errors import NotFound
-from bot.core.model import OPEN_STATUSES, FederatedCredentialSpec, Kind, Request, Status
+from bot.core.model import (
+    OPEN_STATUSES,
+    ExtraReader,
+    FederatedCredentialSpec,
+    Kind,
+    ReaderKind,
+    Request,
+    Status,
+)
 from bot.store.database import Database, columns, entity
 from bot.store.tables import RequestRow
 
 
 def request_of(row: RequestRow) -> Request:
-    return entity(
-        Request, row, kind=Kind(row.kind), status=Status(row.status), federated=_spec(row.federated)
+    readers = tuple(
+        ExtraReader(r["object_id"], ReaderKind(r["kind"]), r["display_name"]) for r in row.extra_readers or ()
     )
+    return entity(
+        Request,
+        row,
+        kind=Kind(row.kind),
+        status=Status(row.status),
+        federated=_spec(row.federated),
+        extra_readers=readers,
+    )
+
+
+def _readers_column(readers: tuple[ExtraReader, ...]) -> list[dict[str, str]] | None:
+    return [
+        {"object_id": r.object_id, "kind": str(r.kind), "display_name": r.display_name} for r in readers
+    ] or None
 
 
 def _spec(data: dict[str, Any] | None) -> FederatedCredentialSpec | None:
@@ -52,7 +74,9 @@ class RequestRepository(Database):
         request.expires_at = now + ttl
         request.status = request.status or Status.PENDING
         row = RequestRow(
-            **columns(request, skip=("id", "federated")), federated=_spec_json(request.federated)
+            **columns(request, skip=("id", "federated", "extra_readers")),
+            federated=_spec_json(request.federated),
+            extra_readers=_readers_column(request.extra_readers),
         )
         with self.session() as session:
             session.add(row)

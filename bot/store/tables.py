@@ -32,6 +32,8 @@ class RequestRow(Base):
     secret_days: Mapped[int] = mapped_column(Integer)
     lifetime_note: Mapped[str | None] = mapped_column(String(256))
     justification: Mapped[str] = mapped_column(Text)
+    # extra readers: [{"object_id", "kind", "display_name"}] (null: none)
+    extra_readers: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     # decision
     approver_id: Mapped[str | None] = mapped_column(String(32))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -145,8 +145,9 @@ def database_bytes(database: Path) -> list[tuple[Path, bytes]]:
 # --- fixtures -----------------------------------------------------------------------------
 @pytest.fixture(scope="session", autouse=True)
 def _owner_client(cloud: FakeCloud) -> None:
-    """A second bot identity with owner rights, for the owners cells."""
-    cloud.entra.register_client(OWNER_CLIENT_ID, OWNER_CLIENT_SECRET, OWNER_ROLES)
+    """A second bot identity with owner rights, for the owners cells (and Directory.Read.All,
+    for the extra readers' cells)."""
+    cloud.entra.register_client(OWNER_CLIENT_ID, OWNER_CLIENT_SECRET, [*OWNER_ROLES, "Directory.Read.All"])
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import uuid
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from fakes.cloud import (
     ADMINS,
     APPROVAL_CHANNEL,
     DEVELOPER,
+    OUTSIDER,
     SIGNING_SECRET,
     TENANT_ID,
     FakeCloud,
@@ -54,7 +56,7 @@ from tests.crash.conftest import (
     record,
 )
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import request_federated_app, request_id_of, request_new_app
+from tests.e2e.flows import request_federated_app, request_id_of, request_new_app, request_rotation
 
 HALT = "OAUTH_BOT_TEST_HALT_AT"
 RESUME_SECONDS = 5.0  # after /healthz turns 200, at the default lease (60 s) and poll (5 s)
@@ -273,13 +275,20 @@ def cell(
 
 
 def _new_app_through_a_crash(
-    cell: Cell, name: str, *, owner_roles: bool = False, exact_audit: bool = True, **crash: Any
+    cell: Cell,
+    name: str,
+    *,
+    owner_roles: bool = False,
+    exact_audit: bool = True,
+    fields: dict[str, str] | None = None,
+    **crash: Any,
 ) -> tuple[Request, CloudState]:
-    """File and approve a new app, crash where `crash` says, restart; check the common outcome."""
+    """File (the form filled with `fields` too) and approve a new app, crash where `crash`
+    says, restart; check the common outcome."""
     cloud, store = cell.cloud, cell.store
 
     def file_and_approve(slack: SlackDriver) -> int:
-        card = request_new_app(slack, DEVELOPER, name)
+        card = request_new_app(slack, DEVELOPER, name, **(fields or {}))
         assert slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL).status_code == 200
         return request_id_of(card)
 
@@ -456,6 +465,39 @@ def test_read_access_survives_a_sigkill(crash: str, cell: Cell) -> None:
         cloud.arm.revoke(right)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("crash", _boundaries(("grant_reader",)))
+def test_an_extra_readers_grant_survives_a_sigkill(crash: str, cell: Cell) -> None:
+    """SIGKILLed at an extra reader's grant (a group, granted beside the requester): the
+    restarted bot ends with one assignment for the group on the secret (principalType Group,
+    the rerun PUT names the same one), one read grant for it with no expiry, and a member of
+    the group reads the value with their own token."""
+    cloud, store = cell.cloud, cell.store
+    right = cloud.arm.grant(
+        service_principal_object_id(TENANT_ID, OWNER_CLIENT_ID),
+        KEY_VAULT_DATA_ACCESS_ADMINISTRATOR,
+        cloud.vault_resource_id,
+    )
+    group = str(uuid.uuid5(uuid.NAMESPACE_OID, f"crash-readers-{crash}"))
+    cloud.graph.add_group(group, f"crash-readers-{_slug(crash)}", members=[entra_user_id(OUTSIDER)])
+    name = f"crash-reader-{_slug(crash)}"
+    try:
+        request, state = _new_app_through_a_crash(
+            cell, name, owner_roles=True, boundary=crash, fields={"Extra readers": group}
+        )
+        client_id = state.app["appId"]
+        scope = f"/secrets/{secret_name_for(client_id)}"
+        (assignment,) = [a for a in cloud.arm.assignments(group) if a["properties"]["scope"].endswith(scope)]
+        assert assignment["properties"]["principalType"] == "Group"
+        (grant,) = [g for g in store.read_grants(request_id=request.id) if g.principal_id == group]
+        assert grant.assignment_name == assignment["name"] and grant.expires_at is None
+        reader = SecretClient(cloud.vault.url, cloud.credential_for(OUTSIDER))
+        assert reader.get_secret(secret_name_for(client_id)).value == state.versions[-1]["value"]
+        reader.close()
+    finally:
+        cloud.arm.revoke(right)
+
+
 # A trigger that stalls the bot's INSERT of the "secret.stored" audit event for minutes (a
 # triple cross join of 2,000 rows), so the SIGKILL lands inside the transaction that records
 # the stored secret together with its audit event.
@@ -542,15 +584,7 @@ def test_rotation_survives_a_sigkill_at(boundary: str, cell: Cell) -> None:
     client_id = created.client_id or ""
 
     def file_and_approve(slack: SlackDriver) -> int:
-        before = len(cloud.slack.messages(APPROVAL_CHANNEL))
-        assert slack.command(DEVELOPER, "/oauth-secret", f"rotate {client_id}").status_code == 200
-        card = wait_until(
-            lambda: (
-                len(cloud.slack.messages(APPROVAL_CHANNEL)) > before
-                and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
-            ),
-            what="the rotation card",
-        )
+        card = request_rotation(slack, DEVELOPER, client_id)
         assert "Secret rotation request" in json.dumps(card["blocks"])
         assert slack.click(ADMINS[1], "Approve", message=card, channel=APPROVAL_CHANNEL).status_code == 200
         return request_id_of(card)

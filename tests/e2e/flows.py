@@ -40,10 +40,36 @@ def request_new_app(slack: SlackDriver, user: str, name: str, **fields: Any) -> 
     )
 
 
-def rotation_card(slack: SlackDriver, user: str, client_id: str) -> dict[str, Any]:
-    """/oauth-secret rotate → the rotation's approval card."""
+def ask_rotation(slack: SlackDriver, user: str, target: str, **fields: Any) -> httpx.Response:
+    """/oauth-secret rotate <target> → the "Rotate secret" modal → Submit (with `fields`, e.g.
+    {"Extra readers": "..."}); returns the submission's answer (errors or none)."""
+    shown = slack.slack.current_modal(user)
+    response = slack.command(user, "/oauth-secret", f"rotate {target}")
+    assert response.status_code == 200, response.text
+    modal = rotation_form(slack, user, not_id=shown["id"] if shown else None)
+    submitted = slack.submit(user, modal, fields)
+    assert submitted.status_code == 200, submitted.text
+    return submitted
+
+
+def rotation_form(slack: SlackDriver, user: str, not_id: str | None = None) -> dict[str, Any]:
+    """The "Rotate secret" modal the bot opens after acking the command or the button (not
+    the one with id `not_id`, open before)."""
+
+    def opened() -> dict[str, Any] | None:
+        modal = slack.slack.current_modal(user)
+        if modal and modal.get("callback_id") == "oauth_secret_rotate" and modal["id"] != not_id:
+            return modal
+        return None
+
+    return wait_until(opened, what=f"the rotation form for {user}")
+
+
+def request_rotation(slack: SlackDriver, user: str, target: str, **fields: Any) -> dict[str, Any]:
+    """Ask for a rotation through its form; returns the approval card posted for it."""
     before = len(slack.slack.messages(APPROVAL_CHANNEL))
-    assert slack.command(user, "/oauth-secret", f"rotate {client_id}").status_code == 200
+    submitted = ask_rotation(slack, user, target, **fields)
+    assert submitted.content in (b"", b"{}") or "errors" not in submitted.json(), submitted.text
     return wait_until(
         lambda: (
             len(slack.slack.messages(APPROVAL_CHANNEL)) > before
@@ -51,6 +77,11 @@ def rotation_card(slack: SlackDriver, user: str, client_id: str) -> dict[str, An
         ),
         what="the rotation card",
     )
+
+
+def rotation_card(slack: SlackDriver, user: str, client_id: str) -> dict[str, Any]:
+    """/oauth-secret rotate → its form, submitted as it is → the rotation's approval card."""
+    return request_rotation(slack, user, client_id)
 
 
 def open_modal(slack: SlackDriver, user: str) -> dict[str, Any]:

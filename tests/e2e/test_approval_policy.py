@@ -21,7 +21,7 @@ from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, OUTSIDER, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import approve, open_modal, request_id_of, request_new_app, wait_for_status
+from tests.e2e.flows import approve, ask_rotation, open_modal, request_id_of, request_new_app, wait_for_status
 from tests.e2e.test_serve import _cli
 
 IDENTITY_TEAM = "S0IDENTITY"
@@ -379,13 +379,13 @@ def test_doctor_reads_the_policy_s_user_groups_and_names_the_missing_scope(
 def test_a_rotation_gets_its_rule_s_approvers_and_lifetime_cap(
     cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver
 ) -> None:
-    """Rule 4 gives rotations to `leads`, 90 days at most: `/oauth-secret rotate` files a rotation
-    of 90 days (not the preselected 180), the requester is told whose approval it waits for, the
-    card shows the rule, and the lead's approval rotates it with a 90-day secret."""
+    """Rule 4 gives rotations to `leads`, 90 days at most: `/oauth-secret rotate` (its form) files
+    a rotation of 90 days (not the preselected 180), the requester is told whose approval it
+    waits for, the card shows the rule, and the lead's approval rotates it with a 90-day secret."""
     created = approve(slack, cloud, bot, request_new_app(slack, DEVELOPER, "rotated-by-rule"), ADMINS[1])
     assert created.status == Status.COMPLETED, created.error
     before = len(cloud.slack.messages(APPROVAL_CHANNEL))
-    assert slack.command(DEVELOPER, "/oauth-secret", f"rotate {created.client_id}").status_code == 200
+    ask_rotation(slack, DEVELOPER, created.client_id or "")  # the Rotate secret form, submitted
     answer = wait_until(lambda: cloud.slack.responses(DEVELOPER), what="the answer")[-1]
     assert "waiting for approval by leads (1 needed)" in json.dumps(answer["body"])
     card = wait_until(

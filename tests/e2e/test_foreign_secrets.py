@@ -14,7 +14,7 @@ from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, FakeCloud
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import approve, request_id_of, request_new_app, wait_for_status
+from tests.e2e.flows import approve, request_id_of, request_new_app, request_rotation, wait_for_status
 
 PERSONAL = {"Supported account types": AUDIENCE_LABELS["AzureADandPersonalMicrosoftAccount"]}
 
@@ -26,10 +26,7 @@ def _new_app(cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, name: str
 
 
 def _rotate(cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, client_id: str) -> Request:
-    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
-    assert slack.command(DEVELOPER, "/oauth-secret", f"rotate {client_id}").status_code == 200
-    messages = lambda: cloud.slack.messages(APPROVAL_CHANNEL)  # noqa: E731
-    card = wait_until(lambda: len(messages()) > before and messages()[-1], what="the rotation card")
+    card = request_rotation(slack, DEVELOPER, client_id)
     slack.click(ADMINS[1], "Approve", message=card, channel=APPROVAL_CHANNEL)
     return wait_for_status(bot, request_id_of(card), Status.COMPLETED, Status.FAILED)
 

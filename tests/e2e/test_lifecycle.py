@@ -15,7 +15,15 @@ from fakes.cloud import ADMINS, APPROVAL_CHANNEL, BOT_CLIENT_ID, DEVELOPER, OUTS
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
-from tests.e2e.flows import approve, request_id_of, request_new_app, wait_for_status
+from tests.e2e.flows import (
+    approve,
+    ask_rotation,
+    request_id_of,
+    request_new_app,
+    request_rotation,
+    rotation_form,
+    wait_for_status,
+)
 
 
 def _services(bot: BackgroundBot) -> Any:
@@ -43,9 +51,7 @@ def _rotation_card(cloud: FakeCloud, before: int) -> dict[str, Any]:
 def _rotate(
     cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, client_id: str, *, button: str = "Approve"
 ) -> Request:
-    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
-    assert slack.command(DEVELOPER, "/oauth-secret", f"rotate {client_id}").status_code == 200
-    card = _rotation_card(cloud, before)
+    card = request_rotation(slack, DEVELOPER, client_id)
     assert "Secret rotation request" in json.dumps(card["blocks"])
     slack.click(ADMINS[1], button, message=card, channel=APPROVAL_CHANNEL)
     return wait_for_status(bot, request_id_of(card), Status.COMPLETED, Status.FAILED)
@@ -153,7 +159,7 @@ def test_owner_self_rotation_needs_no_approval_when_allowed(
     ):
         created = _new_app(cloud, bot, slack, "self-service-app")
         cards = len(cloud.slack.messages(APPROVAL_CHANNEL))
-        slack.command(DEVELOPER, "/oauth-secret", f"rotate {created.client_id}")
+        ask_rotation(slack, DEVELOPER, created.client_id or "")
         request = wait_until(
             lambda: [
                 r
@@ -362,6 +368,7 @@ def test_the_scan_reminds_once_per_threshold_and_rotate_now_rotates(
     reminder = reminders[-1]
     before = len(cloud.slack.messages(APPROVAL_CHANNEL))
     slack.click(DEVELOPER, "Rotate now", message=reminder)
+    slack.submit(DEVELOPER, rotation_form(slack, DEVELOPER), {})
     card = _rotation_card(cloud, before)
     slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL)
     rotation = wait_for_status(bot, request_id_of(card), Status.COMPLETED, Status.FAILED)

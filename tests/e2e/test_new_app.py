@@ -18,7 +18,8 @@ def _texts(blocks: list[dict]) -> str:
 
 
 def test_the_modal_has_the_plainly_labelled_inputs(slack: SlackDriver) -> None:
-    """The form asks what the portal asks, with single tenant and the recommended lifetime preselected."""
+    """The form asks what the portal asks, with single tenant and the recommended lifetime
+    preselected, and (read access being set up) the optional extra readers last."""
     response = slack.command(DEVELOPER, "/oauth-app", "new billing-api")
     assert response.status_code == 200
     modal = open_modal(slack, DEVELOPER)
@@ -32,6 +33,7 @@ def test_the_modal_has_the_plainly_labelled_inputs(slack: SlackDriver) -> None:
         "Secret description",
         "Secret expiry",
         "Justification",
+        "Extra readers",
     ]
     by_label = {b["label"]["text"]: b for b in modal["blocks"] if b["type"] == "input"}
     assert by_label["Name"]["element"]["initial_value"] == "billing-api"

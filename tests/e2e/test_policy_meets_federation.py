@@ -32,6 +32,7 @@ from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 from tests.e2e.flows import (
     approve,
+    ask_rotation,
     open_modal,
     request_federated_app,
     request_id_of,
@@ -178,7 +179,7 @@ def test_a_rule_this_requester_cannot_get_enough_approvers_for_is_refused_when_f
     and nothing is filed."""
     created = _secret_app(cloud, bot, slack, "pair-rotated")
     before = len(cloud.slack.messages(APPROVAL_CHANNEL))
-    assert slack.command(DEVELOPER, "/oauth-secret", f"rotate {created.client_id}").status_code == 200
+    ask_rotation(slack, DEVELOPER, created.client_id or "")  # the Rotate secret form, submitted
     answer = wait_until(lambda: cloud.slack.responses(DEVELOPER), what="the answer")[-1]["body"]
     assert "rule 4 needs 2 approvals from pair, but only 1 of them can approve a request of yours" in _seen(
         answer

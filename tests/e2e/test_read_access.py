@@ -40,7 +40,7 @@ from fakes.cloud import (
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import LogCapture, wait_until
-from tests.e2e.flows import approve, request_id_of, request_new_app, wait_for_status
+from tests.e2e.flows import approve, request_id_of, request_new_app, request_rotation, wait_for_status
 from tests.e2e.test_faults import CANARY, _places_holding, _record_answers
 
 HOURS = 24  # the default window
@@ -218,15 +218,7 @@ def test_rotation_regrants_read_access_to_the_new_version(
     services = _services(bot)
     assert services.read_access is not None
     clock.advance(timedelta(hours=1))
-    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
-    assert slack.command(DEVELOPER, "/oauth-secret", f"rotate {client_id}").status_code == 200
-    card = wait_until(
-        lambda: (
-            len(cloud.slack.messages(APPROVAL_CHANNEL)) > before
-            and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
-        ),
-        what="the rotation card",
-    )
+    card = request_rotation(slack, DEVELOPER, client_id)
     slack.click(ADMINS[1], "Approve", message=card, channel=APPROVAL_CHANNEL)
     rotation = wait_for_status(bot, request_id_of(card), Status.COMPLETED, Status.FAILED)
     assert rotation.status == Status.COMPLETED, rotation.error

@@ -18,6 +18,7 @@ import pytest
 from bot.core.model import CredentialStatus, Request, RetireState, Status
 from bot.doctor import run_doctor
 from bot.store.schema import upgrade
+from fakes.arm import KEY_VAULT_DATA_ACCESS_ADMINISTRATOR
 from fakes.clock import ManualClock
 from fakes.cloud import (
     ADMINS,
@@ -26,8 +27,10 @@ from fakes.cloud import (
     BOT_CLIENT_SECRET,
     DEVELOPER,
     LEAST_PRIVILEGE,
+    TENANT_ID,
     FakeCloud,
 )
+from fakes.entra import service_principal_object_id
 from fakes.harness import BackgroundBot
 from fakes.slack_driver import FORM, SlackDriver
 from tests.e2e.conftest import wait_until
@@ -283,12 +286,19 @@ DOCTOR_CLIENT = ("0b07b07b-0000-4000-8000-0000000000d8", "doctor-optional-secret
 
 
 def _doctor(cloud: FakeCloud, tmp_path: Path, roles: list[str]) -> tuple[int, list[str]]:
+    """doctor as this identity, which holds the bot's right on the vault (read access is
+    another check's subject)."""
     cloud.entra.register_client(*DOCTOR_CLIENT, roles)
     url = f"sqlite:///{tmp_path / 'doctor.db'}"
     upgrade(url)
     settings = cloud.settings(url, azure_client_id=DOCTOR_CLIENT[0], azure_client_secret=DOCTOR_CLIENT[1])
+    principal = service_principal_object_id(TENANT_ID, DOCTOR_CLIENT[0])
+    right = cloud.arm.grant(principal, KEY_VAULT_DATA_ACCESS_ADMINISTRATOR, cloud.vault_resource_id)
     lines: list[str] = []
-    return run_doctor(settings, out=lines.append), lines
+    try:
+        return run_doctor(settings, out=lines.append), lines
+    finally:
+        cloud.arm.revoke(right)
 
 
 def test_doctor_says_what_the_optional_permissions_add_and_what_happens_without(

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fakes.cloud import DEVELOPER, SIGNING_SECRET, FakeCloud
+from fakes.arm import CONTRIBUTOR
+from fakes.cloud import BOT_PRINCIPAL_ID, DEVELOPER, SIGNING_SECRET, FakeCloud
 from fakes.slack_driver import SlackDriver
 from tests.e2e.conftest import wait_until
 
@@ -157,9 +158,11 @@ def test_serve_with_bad_values_exits_listing_every_variable_at_fault(
 
 def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
     """The README's first command: the modal, the card, the DM and the masked vault content; then
-    the rotation with its grace period, the old secret's removal, an expiry reminder with its
-    Rotate button and the App Home; then a secretless app for a GitHub Actions job — each card
-    with a Block Kit Builder link."""
+    the requester reading the value with their own token until the access window ends; the
+    rotation (its form naming a managed identity, which then reads the new value) with its grace
+    period, the requester refused another app's secret, the old secret's removal, an expiry
+    reminder with its Rotate button and the App Home; then a secretless app for a GitHub Actions
+    job — each card with a Block Kit Builder link."""
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")}
     result = _cli("demo", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -176,6 +179,13 @@ def test_demo_plays_the_whole_story_without_any_account(tmp_path: Path) -> None:
         "Old secret: stays valid for 7 more days",
         "was removed: its grace period ended",
         "[ Rotate now ]",
+        "reads the value with their own Entra sign-in",
+        "(40 characters, masked) — Key Vault Secrets User on this secret only",
+        "the access window ends",
+        "refused: HTTP 403 Forbidden — Get read access in the DM gives it back",
+        "Extra readers: Managed identity / service principal: billing-prod",
+        "billing-prod, with its own (app-only) token: oauth-",
+        "refused: HTTP 403 Forbidden (payroll-api's: the vault refuses it)",
         "┌─ App Home",
         "How will your workload sign in?",
         "repo:contoso/deploy-pipeline:environment:production",
@@ -208,3 +218,32 @@ def test_doctor_checks_every_dependency_and_names_what_is_missing(cloud: FakeClo
     bad = _cli("doctor", env=env, cwd=tmp_path)
     assert bad.returncode == 1
     assert "FAIL  Entra ID + Graph" in bad.stdout and "Application.ReadWrite.OwnedBy" in bad.stdout
+
+
+def test_doctor_reads_the_bots_permissions_on_the_vault(cloud: FakeCloud, tmp_path: Path) -> None:
+    """doctor asks Resource Manager for the bot's effective permissions at the vault: with Key
+    Vault Data Access Administrator it may write role assignments (ok); without any right,
+    and with Contributor (whose notActions exclude Microsoft.Authorization/*/Write), it may
+    not: a note names the action and the role to give (the bot serves without read access, so
+    doctor still passes)."""
+    env = {**os.environ, **cloud.environment(f"sqlite:///{tmp_path / 'doctor.db'}")}
+    assert _cli("migrate", env=env, cwd=tmp_path).returncode == 0
+    ok = _cli("doctor", env=env, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ok    Resource Manager (read access): the bot may create and delete role assignments" in ok.stdout
+    assert "extra readers need the Graph permission Directory.Read.All" in ok.stdout  # least privilege
+    asked = cloud.arm.calls_to("GET", r"/providers/Microsoft\.Authorization/permissions$")
+    assert asked and asked[-1].arg("api-version") == "2022-04-01"
+    try:
+        for role in (None, CONTRIBUTOR):
+            cloud.take_bot_assignment_right()
+            if role is not None:
+                cloud.bot_assignment_right = cloud.arm.grant(BOT_PRINCIPAL_ID, role, cloud.vault_resource_id)
+            bad = _cli("doctor", env=env, cwd=tmp_path)
+            assert bad.returncode == 0, bad.stdout
+            assert "note  Resource Manager (read access)" in bad.stdout, bad.stdout
+            assert "Microsoft.Authorization/roleAssignments/write" in bad.stdout
+            assert "Key Vault Data Access Administrator" in bad.stdout
+            assert "all checks passed" in bad.stdout
+    finally:
+        cloud.give_bot_assignment_right()

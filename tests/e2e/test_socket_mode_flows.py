@@ -113,13 +113,17 @@ def test_a_new_app_over_socket_mode_survives_a_dropped_connection(
 def test_a_rotation_over_socket_mode_is_approved_and_done(
     socket_cloud: FakeCloud, socket_bot: BackgroundBot, driver: SocketModeDriver
 ) -> None:
-    """/oauth-secret rotate over the socket files a rotation, the admin's Approve envelope runs
-    it, and the app ends with the old and the new secret, the new one the vault's latest."""
+    """/oauth-secret rotate over the socket opens the rotation form, whose Submit files a
+    rotation; the admin's Approve envelope runs it, and the app ends with the old and the new
+    secret, the new one the vault's latest."""
     first = _final(socket_bot, request_id_of(_approved(socket_cloud, driver, "socket-rotated")))
     assert first.status == Status.COMPLETED
     before = len(socket_cloud.slack.messages(APPROVAL_CHANNEL))
     asked = driver.command(DEVELOPER, "/oauth-secret", f"rotate {first.client_id}")
     assert asked.acked
+    form = wait_until(lambda: socket_cloud.slack.current_modal(DEVELOPER), what="the rotation form")
+    assert form["callback_id"] == "oauth_secret_rotate"
+    assert driver.submit(DEVELOPER, form, {}).acked
     card = _card(socket_cloud, before)
     assert "Secret rotation request" in json.dumps(card["blocks"])
     assert driver.click(ADMINS[1], "Approve", message=card, channel=APPROVAL_CHANNEL).acked

@@ -914,3 +914,73 @@ def test_the_bots_own_identity_keeps_its_access_without_assignments(
     with pytest.raises(HttpResponseError) as refused:
         bot.get_secret(mine)
     assert refused.value.status_code == 403
+
+
+# --- directory objects (extra readers) and workloads reading by RBAC --------------------------
+DIRECTORY_READER_ID = "0d0d0d0d-1111-4222-8333-777777777777"
+DIRECTORY_READER_SECRET = "directory~reader.secret-0123456789abcdefghij"
+
+
+def test_get_by_ids_needs_directory_read_all_and_answers_each_object_with_its_type(
+    ca: TestCA, entra: FakeEntra, graph: FakeGraph
+) -> None:
+    """POST /directoryObjects/getByIds: 403 Authorization_RequestDenied without
+    Directory.Read.All (User.Read.All and Application.ReadWrite.All are not enough); with it,
+    each known id once with its @odata.type (an unknown one is left out), `types` narrowing
+    the search; a non-GUID id, a missing `ids` or an unknown property is a 400."""
+    entra.register_client(DIRECTORY_READER_ID, DIRECTORY_READER_SECRET, ["Directory.Read.All"])
+    identity_client = "0e0e0e0e-1111-4222-8333-888888888888"
+    identity = graph.add_managed_identity(identity_client, "billing-prod")
+    unknown = str(uuid.uuid4())
+    ids = [USER_ID, READERS, identity, unknown, READERS.upper()]
+    with graph_client(ca, graph, token_for(entra, graph.url, ADMIN_ID, ADMIN_SECRET)) as admin:
+        refused = admin.post("/directoryObjects/getByIds", json={"ids": ids})
+        assert refused.status_code == 403 and graph_error(refused)["code"] == "Authorization_RequestDenied"
+    token = token_for(entra, graph.url, DIRECTORY_READER_ID, DIRECTORY_READER_SECRET)
+    with graph_client(ca, graph, token) as reader:
+        found = reader.post("/directoryObjects/getByIds", json={"ids": ids})
+        assert found.status_code == 200, found.text
+        value = found.json()["value"]
+        assert [(o["@odata.type"], o["id"]) for o in value] == [
+            ("#microsoft.graph.user", USER_ID),
+            ("#microsoft.graph.group", READERS),
+            ("#microsoft.graph.servicePrincipal", identity),
+        ]
+        assert value[1]["displayName"] == "Secret readers"
+        assert value[2]["servicePrincipalType"] == "ManagedIdentity" and value[2]["appId"] == identity_client
+        groups = reader.post("/directoryObjects/getByIds", json={"ids": ids, "types": ["Group"]})
+        assert [o["id"] for o in groups.json()["value"]] == [READERS]
+        for body in ({"ids": ["not-a-guid"]}, {"types": ["group"]}, {"ids": [USER_ID], "filter": "x"}):
+            bad = reader.post("/directoryObjects/getByIds", json=body)
+            assert bad.status_code == 400, body
+            assert graph_error(bad)["code"] in ("Request_BadRequest", "BadRequest")
+        assert reader.get("/directoryObjects/getByIds").status_code == 405
+
+
+def test_a_workloads_app_only_token_reads_only_what_it_is_assigned(
+    entra: FakeEntra, graph: FakeGraph, vault: FakeKeyVault, arm: FakeArm
+) -> None:
+    """A workload (its client id in `workload_clients`) is decided by RBAC like a person: its
+    app-only token is refused a secret until its service principal holds Key Vault Secrets
+    User on it (principalType ServicePrincipal), and refused the other secret still; the
+    bot's own app-only token is not (it keeps the knobs)."""
+    workload_id, workload_secret = "0f0f0f0f-1111-4222-8333-999999999999", "workload~secret-0123456789abcdef"
+    entra.register_client(workload_id, workload_secret, [])
+    principal = graph.add_managed_identity(workload_id, "billing-prod")
+    vault.workload_clients.add(workload_id)
+    mine, other = two_secrets(entra, vault)
+    reader = SecretClient(vault.url, MsalCredential(confidential_app(entra, workload_id, workload_secret)))
+    with pytest.raises(HttpResponseError) as refused:
+        reader.get_secret(mine)
+    assert refused.value.status_code == 403
+    client = bot_authorization(entra, arm, vault)
+    client.role_assignments.create(
+        f"{vault.arm_resource_id}/secrets/{mine}",
+        str(uuid.uuid4()),
+        secrets_user(arm, principal, "ServicePrincipal"),
+    )
+    assert reader.get_secret(mine).value == f"value of {mine}"
+    with pytest.raises(HttpResponseError) as still:
+        reader.get_secret(other)
+    assert still.value.status_code == 403
+    assert secret_client(entra, vault).get_secret(other).value == f"value of {other}"

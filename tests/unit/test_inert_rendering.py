@@ -14,11 +14,11 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from bot.core.federation import FederationReady
 from bot.core.model import (
     Application,
     FederatedCredential,
     FederatedCredentialSpec,
-    FederationReady,
     IssuedSecret,
     Kind,
     Request,
