@@ -144,22 +144,7 @@ class Outcomes:
 
     def read_access_ready(self, request: Request, grant: ReadGrant) -> None:
         """An approved read-access request granted: the requester told (once), then completed."""
-        if not request.notified and not finished(self.store, request, "notify"):
-
-            def notify() -> None:
-                self.notifier.read_access_ready(request, grant)
-                self.store.update_request(request.id, notified=True)
-
-            self.steps.run(request, "notify", notify)
-        self.move(
-            request.id,
-            actor="oauth-bot",
-            action="request.completed",
-            from_status=[Status.APPROVED],
-            to_status=Status.COMPLETED,
-            detail={"client_id": grant.client_id},
-        )
-        self.refresh_card(request.id)
+        self.complete(request, lambda: self.notifier.read_access_ready(request, grant), grant.client_id)
 
     def refresh_card(self, request_id: int) -> None:
         """Show the request's current state on its card. Updates of one request are

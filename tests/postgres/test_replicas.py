@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import timedelta
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.core.model import Status, secret_name_for
+from bot.core.model import Request, Status, secret_name_for
 from bot.store import Store
 from fakes.clock import ManualClock
 from fakes.cloud import ADMINS, APPROVAL_CHANNEL, DEVELOPER, SIGNING_SECRET, FakeCloud
@@ -69,25 +70,23 @@ def _replica(cloud: FakeCloud, url: str, **settings: Any) -> BackgroundBot:
     )
 
 
-def test_fifty_approve_clicks_across_two_replicas_create_one_app(cloud: FakeCloud, migrated_url: str) -> None:
-    """Two replicas share the database; a developer files a request through replica 1; 50
-    Approve clicks from both admins arrive at the same moment, spread over both replicas.
-    Exactly one click wins: one app, one client secret, one vault version, one "is done" DM,
-    one request.approved audit event; every other click is told the request is already
-    decided, and no click hits an unexpected error."""
-    name = f"replicas-{uuid.uuid4().hex[:8]}"
-    store = Store.from_url(migrated_url)
-    barrier = threading.Barrier(CLICKS, timeout=60)
+def _clicks_at_once(
+    cloud: FakeCloud, url: str, name: str, clicks: int, clicker: Callable[[int], str], **settings: Any
+) -> Request:
+    """Two replicas on one database; a developer files `name` through the first; `clicks` Approve
+    clicks (click i by `clicker(i)`) arrive at the same moment, alternating between the
+    replicas. Returns the request once it has ended and its "is done" DM is out, with both
+    replicas stopped (their listeners and workers finished) so that everything can be counted."""
+    barrier = threading.Barrier(clicks, timeout=60)
     with ExitStack() as stack:
-        stack.callback(store.engine.dispose)
-        replicas = [stack.enter_context(_replica(cloud, migrated_url)) for _ in range(2)]
+        replicas = [stack.enter_context(_replica(cloud, url, **settings)) for _ in range(2)]
         for replica in replicas:
             assert replica.services is not None
             stack.callback(replica.services.store.engine.dispose)
         with SlackDriver(app_url=replicas[0].url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack:
             card = request_new_app(slack, DEVELOPER, name)
         request_id = request_id_of(card)
-        clickers = [
+        drivers = [
             stack.enter_context(
                 SlackDriver(
                     app_url=replica.url,
@@ -100,21 +99,32 @@ def test_fifty_approve_clicks_across_two_replicas_create_one_app(cloud: FakeClou
         ]
 
         def click(index: int) -> int:
-            driver = clickers[index % 2]
-            admin = ADMINS[(index // 2) % 2]
-            return driver.click(admin, "Approve", message=card, channel=APPROVAL_CHANNEL).status_code
+            driver = drivers[index % 2]
+            return driver.click(clicker(index), "Approve", message=card, channel=APPROVAL_CHANNEL).status_code
 
-        with ThreadPoolExecutor(max_workers=CLICKS) as pool:
-            statuses = list(pool.map(click, range(CLICKS), timeout=120))
-        assert statuses == [200] * CLICKS
-
+        with ThreadPoolExecutor(max_workers=clicks) as pool:
+            statuses = list(pool.map(click, range(clicks), timeout=120))
+        assert statuses == [200] * clicks
         request = wait_for_status(replicas[0], request_id, Status.COMPLETED, Status.FAILED)
         assert request.status == Status.COMPLETED, request.error
         wait_until(lambda: _done_dms(cloud, request_id), what="the 'is done' DM")
-        # Stop both replicas (their listeners and workers finish) before counting anything.
         for replica in replicas:
             replica.stop()
+    return request
 
+
+def test_fifty_approve_clicks_across_two_replicas_create_one_app(cloud: FakeCloud, migrated_url: str) -> None:
+    """Two replicas share the database; a developer files a request through replica 1; 50
+    Approve clicks from both admins arrive at the same moment, spread over both replicas.
+    Exactly one click wins: one app, one client secret, one vault version, one "is done" DM,
+    one request.approved audit event; every other click is told the request is already
+    decided, and no click hits an unexpected error."""
+    name = f"replicas-{uuid.uuid4().hex[:8]}"
+    store = Store.from_url(migrated_url)
+    with ExitStack() as stack:
+        stack.callback(store.engine.dispose)
+        request = _clicks_at_once(cloud, migrated_url, name, CLICKS, lambda i: ADMINS[(i // 2) % 2])
+        request_id = request.id
         apps = _apps_named(cloud, name)
         assert len(apps) == 1
         assert apps[0]["appId"] == request.client_id
@@ -311,46 +321,17 @@ def test_two_approvers_clicking_at_once_across_two_replicas_run_the_request_once
     name = f"two-of-two-{uuid.uuid4().hex[:8]}"
     clicks = 20
     store = Store.from_url(migrated_url)
-    barrier = threading.Barrier(clicks, timeout=60)
     with ExitStack() as stack:
         stack.callback(store.engine.dispose)
-        replicas = [
-            stack.enter_context(_replica(cloud, migrated_url, oauth_bot_policy_file=str(policy)))
-            for _ in range(2)
-        ]
-        for replica in replicas:
-            assert replica.services is not None
-            stack.callback(replica.services.store.engine.dispose)
-        with SlackDriver(app_url=replicas[0].url, signing_secret=SIGNING_SECRET, slack=cloud.slack) as slack:
-            card = request_new_app(slack, DEVELOPER, name)
-        request_id = request_id_of(card)
-        clickers = [
-            stack.enter_context(
-                SlackDriver(
-                    app_url=replica.url,
-                    signing_secret=SIGNING_SECRET,
-                    slack=cloud.slack,
-                    client=stack.enter_context(httpx.Client(transport=GatedTransport(barrier), timeout=60.0)),
-                )
-            )
-            for replica in replicas
-        ]
-
-        def click(index: int) -> int:
-            admin = ADMINS[index % 2]
-            driver = clickers[(index // 2) % 2]
-            return driver.click(admin, "Approve", message=card, channel=APPROVAL_CHANNEL).status_code
-
-        with ThreadPoolExecutor(max_workers=clicks) as pool:
-            statuses = list(pool.map(click, range(clicks), timeout=120))
-        assert statuses == [200] * clicks
-
-        request = wait_for_status(replicas[0], request_id, Status.COMPLETED, Status.FAILED)
-        assert request.status == Status.COMPLETED, request.error
-        wait_until(lambda: _done_dms(cloud, request_id), what="the 'is done' DM")
-        for replica in replicas:
-            replica.stop()
-
+        request = _clicks_at_once(
+            cloud,
+            migrated_url,
+            name,
+            clicks,
+            lambda i: ADMINS[(i // 2) % 2],
+            oauth_bot_policy_file=str(policy),
+        )
+        request_id = request.id
         assert sorted(a.approver_id for a in store.approvals(request_id)) == sorted(ADMINS)
         events = store.audit_events(request_id=request_id)
         approved = [e for e in events if e.action == "request.approved"]
