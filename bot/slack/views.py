@@ -21,12 +21,14 @@ Message = tuple[str, list[dict[str, Any]]]  # (fallback text, blocks)
 
 USAGE = (
     "*oauth-bot* — Entra ID app registrations and client secrets, without pasting secrets into chat.\n"
-    "• `/oauth-app new [name]` — ask for a new app registration with a client secret\n"
+    "• `/oauth-app new [name]` — ask for a new app registration, with a client secret or a federated "
+    "credential\n"
     "• `/oauth-app list` — your apps and their secrets (admins: `/oauth-app list all`)\n"
     "• `/oauth-app show &lt;client-id&gt;` — one app in full, with the Key Vault link\n"
     "• `/oauth-app federate &lt;client-id or name&gt;` — let a GitHub Actions, Kubernetes or other OIDC "
     "workload sign in as the app, with no secret\n"
     "• `/oauth-secret rotate &lt;client-id or name&gt;` — a new client secret next to the old one\n"
+    "• `/oauth-secret access &lt;client-id or name&gt;` — read access to the app's secret in Key Vault\n"
     "• `/oauth-secret list &lt;client-id&gt;` — the secrets of an app\n"
     "• `/oauth-app help` — this help\n"
     "Secret values go straight into Azure Key Vault; you get the IDs and a vault link."
