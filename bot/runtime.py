@@ -230,7 +230,10 @@ def build(
     def failed(request: Request, message: str, code: str | None) -> None:
         # No grant outlives a request that failed; ended first, so a Retry right after the
         # failure cannot have its new grants withdrawn.
-        read_access.withdraw(request)
+        try:
+            read_access.withdraw(request)
+        except Exception:  # failing the request matters more; the revocation job finishes it
+            log.exception("grants of failed request %s not withdrawn", request.id)
         outcomes.fail(request, message, code)
 
     runner.connect(

@@ -48,6 +48,7 @@ async def _show(
 def register(app: AsyncApp, services: Services) -> None:
     _decisions(app, services)
     _secrets(app, services)
+    _rotate_now(app, services)
     _retirement(app, services)
     _forms(app, services)
 
@@ -167,7 +168,8 @@ def _decisions(app: AsyncApp, services: Services) -> None:
 
 
 def _secrets(app: AsyncApp, services: Services) -> None:
-    """Buttons about an app's secrets: retire-and-rotate (with an admin's confirmation), rotate now."""
+    """Buttons about an app's secrets: retire-and-rotate (with an admin's confirmation), Get read
+    access, Remove secret."""
     settings, intake, worker = services.settings, services.intake, services.worker
 
     async def retire_and_rotate(
@@ -235,6 +237,11 @@ def _secrets(app: AsyncApp, services: Services) -> None:
             "the secret stays valid until then.",
         )
 
+
+def _rotate_now(app: AsyncApp, services: Services) -> None:
+    """Rotate now (in an expiry reminder): the rotation form, after the rights and limits."""
+    settings, intake = services.settings, services.intake
+
     @app.action(Action.ROTATE_NOW)
     async def rotate_now_clicked(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         """The rotation form, as `/oauth-secret rotate` opens it (its Submit files the rotation)."""
@@ -249,4 +256,7 @@ def _secrets(app: AsyncApp, services: Services) -> None:
         view = modals.rotate_modal(
             target, readers=bool(settings.key_vault_resource_id), response_url=body.get("response_url")
         )
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        try:
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as error:  # e.g. expired_trigger_id: the click is 3 s old
+            await _tell(client, body, f"Could not open the form ({error.response.get('error')}); try again.")

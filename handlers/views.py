@@ -104,7 +104,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 **federated_values(view),
             )
             readers = await extra_readers(services, view)
-            await asyncio.to_thread(intake.check_new_app, requester_id=user_id, data=data)
+            await asyncio.to_thread(intake.check_new_app, requester_id=user_id, data=data, readers=readers)
         except ValidationError as error:
             await _refuse(ack, settings, view, error, limit)
             return

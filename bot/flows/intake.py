@@ -17,6 +17,7 @@ from bot.core.errors import (
     RemoteError,
     SecretLimitReached,
     SecretRemovalNeedsConfirmation,
+    ValidationError,
 )
 from bot.core.lifetimes import UNKNOWN, PasswordLimit
 from bot.core.model import (
@@ -43,6 +44,7 @@ from bot.flows.lifetimes import TenantLimits
 from bot.flows.limits import check_request_limits
 from bot.flows.outcomes import Outcomes
 from bot.flows.read_access import NOT_SET_UP, ReadAccessFlow
+from bot.flows.readers import NO_SECRET_TO_READ, READERS_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +73,13 @@ class Intake:
         self.approvals = approvals
         self.read_access = read_access
 
-    def check_new_app(self, *, requester_id: str, data: NewAppInput) -> None:
-        """Before the form closes: this person may file another request, and the approval
-        policy's rule for it allows the lifetime chosen (ValidationError on that field)."""
+    def check_new_app(
+        self, *, requester_id: str, data: NewAppInput, readers: tuple[ExtraReader, ...] = ()
+    ) -> None:
+        """Before the form closes: this person may file another request, the policy's rule
+        allows the lifetime, and extra readers come with a secret (else ValidationError)."""
+        if readers and data.federated is not None:
+            raise ValidationError({READERS_FIELD: NO_SECRET_TO_READ})
         self.check_limits(requester_id)
         self.approvals.check_lifetime(filings.new_app(requester_id=requester_id, team_id=None, data=data))
 
@@ -136,7 +142,7 @@ class Intake:
         rule = self.approvals.assign_rule(request)
         self.approvals.check_enough_approvers(request, rule)
         request = self._file(request)
-        if rule.auto:
+        if rule.auto and not request.extra_readers:  # (assign_rule made readers an admin's call)
             return self.approvals.approve_by_policy(request)
         self.announce(request)
         return request
@@ -204,7 +210,11 @@ class Intake:
         limit = self._rotation_limit(app).within(self.approvals.rule_for(request).max_days, POLICY_CAP)
         request.secret_days = self.settings.default_days(max_days=limit.max_days)
         request.lifetime_note = limit.capped(wanted)
-        self_service = self.settings.oauth_bot_owner_self_rotate and self.access.is_owner(app, requester_id)
+        self_service = (  # a new reader is a new trust: never without someone's approval
+            self.settings.oauth_bot_owner_self_rotate
+            and self.access.is_owner(app, requester_id)
+            and not request.extra_readers
+        )
         if not self_service:
             return self._file_and_decide(request)
         self.approvals.assign_rule(request)  # for the record: an owner's own rotation needs no approval

@@ -5,10 +5,8 @@ the requester, for OAUTH_BOT_READ_ACCESS_HOURS, then taken away by a scheduled j
   the DM, which says until when the value can be read; the requester's Entra user (matched by
   their Slack email) is looked up beside the secret's issuance, so the grant adds one remote
   call (the PUT) to the way to the DM.
-- The assignment's name is derived from the request and the person, so a rerun after a crash
-  or a lost answer meets the same assignment (200), never a twin.
-- If the bot may not assign the role (403) the request still completes; the DM says whom to
-  ask, and the admins are told once.
+- Assignment names derive from the request and the person: a rerun meets the same one, no twin.
+- If the bot may not assign the role (403) the request still completes; the DM says whom to ask.
 - Revocation removes only assignments the bot made, and only when no later grant still
   rests on the same assignment (a 409 on a grant means the person holds it already: the new
   grant adopts that assignment).
@@ -25,7 +23,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, wait
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -115,7 +113,10 @@ class ReadAccessFlow:
         readers = [
             (r, self.pool.submit(self._grant_reader, request, issued, r)) for r in request.extra_readers
         ]
-        issued, refusal = self._grant_requester(request, issued, principal)
+        try:
+            issued, refusal = self._grant_requester(request, issued, principal)
+        finally:  # never leave a reader's grant running past a failure (withdraw must see it)
+            wait([future for _, future in readers])
         outcomes = [(reader, future.result()) for reader, future in readers]
         refused = [(r, e) for r, e in outcomes if isinstance(e, AssignmentNotPermitted)]
         if refusal is not None or refused:
@@ -298,7 +299,7 @@ class ReadAccessFlow:
             raise NotFound(
                 f"oauth-bot no longer manages the app {request.display_name} ({request.client_id})."
             )
-        grant = next(iter(self.store.read_grants(request_id=request.id)), None)
+        grant = next(iter(self._live_grants(request)), None)  # (one withdrawn on a failure: again)
         if grant is None:
             principal_id = self._principal_of(request.requester_id, app.client_id)
             if principal_id is None:

@@ -19,6 +19,7 @@ NO_READERS = (
     "Extra readers need per-secret read access, which is not set up in oauth-bot (KEY_VAULT_RESOURCE_ID). "
     "Leave this empty, or ask the oauth-bot admins."
 )
+NO_SECRET_TO_READ = "A federated credential has no secret to read: leave this empty."
 GRAPH_UNAVAILABLE = "Microsoft Graph could not be asked about the extra readers just now; try again."
 
 

@@ -393,3 +393,80 @@ def test_the_canary_value_stays_in_the_vault_when_readers_read_it(
         what="the card's last refresh",
     )
     assert _places_holding(CANARY, cloud, logs, answers, database_path) == []
+
+
+class TestReadersAreNeverSelfApproved:
+    """A new reader is a new trust, so naming one always needs someone's approval: an owner's
+    own rotation (OAUTH_BOT_OWNER_SELF_ROTATE) and a rule with `auto: true` run at once
+    without readers, and wait for an admin with them."""
+
+    @pytest.fixture
+    def bot_settings(self, _bot_may_look_up_readers: None, tmp_path: Path) -> dict[str, Any]:
+        policy = tmp_path / "policy.yml"
+        policy.write_text("rules:\n  - match: {kind: new_app}\n    auto: true\n  - match: {}\n")
+        return {
+            "oauth_bot_retry_budget_seconds": 20.0,
+            "oauth_bot_owner_self_rotate": True,
+            "oauth_bot_policy_file": str(policy),
+        }
+
+    def test_an_owners_rotation_naming_a_reader_waits_for_an_admin(
+        self, cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, workload: Workload
+    ) -> None:
+        created = _auto_approved_app(cloud, bot, slack, "self-rotated-app", readers="")
+        client_id = created.client_id or ""
+        ask_rotation(slack, DEVELOPER, client_id)  # no reader: the owner's own rotation runs
+        wait_until(
+            lambda: any(
+                "Rotating the client secret" in json.dumps(r["body"])
+                for r in cloud.slack.responses(DEVELOPER)
+            ),
+            what="the self-service rotation",
+        )
+        card = request_rotation(slack, DEVELOPER, client_id, **{READERS: workload.object_id})
+        request_id = request_id_of(card)
+        assert _services(bot).store.get_request(request_id).status == Status.PENDING
+        assert _read_as(cloud, workload.credential, client_id) is None
+        slack.click(ADMINS[0], "Approve", message=card, channel=APPROVAL_CHANNEL)
+        done = wait_for_status(bot, request_id, Status.COMPLETED, Status.FAILED)
+        assert done.status == Status.COMPLETED, done.error
+        assert _read_as(cloud, workload.credential, client_id) is not None
+
+    def test_an_auto_rule_does_not_approve_a_new_app_naming_a_reader(
+        self, cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, group: str
+    ) -> None:
+        before = len(cloud.slack.messages(APPROVAL_CHANNEL))
+        assert _submit_new_app(slack, "auto-but-readers", group).content in (b"", b"{}")
+        card = wait_until(
+            lambda: (
+                len(cloud.slack.messages(APPROVAL_CHANNEL)) > before
+                and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
+            ),
+            what="the card",
+        )
+        assert "extra readers are named, so an oauth-bot admin approves" in json.dumps(card["blocks"])
+        request_id = request_id_of(card)  # it has an Approve button: not approved by policy
+        assert _services(bot).store.get_request(request_id).status == Status.PENDING
+        done = approve(slack, cloud, bot, card, ADMINS[0])
+        assert done.status == Status.COMPLETED, done.error
+        assert _read_as(cloud, cloud.credential_for(OUTSIDER), done.client_id or "") is not None
+
+
+def _auto_approved_app(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, name: str, readers: str
+) -> Request:
+    """A new app the `auto: true` rule approves at once (no reader named): the request, done."""
+    before = len(cloud.slack.messages(APPROVAL_CHANNEL))
+    assert _submit_new_app(slack, name, readers).content in (b"", b"{}")
+    card = wait_until(
+        lambda: (
+            len(cloud.slack.messages(APPROVAL_CHANNEL)) > before
+            and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
+        ),
+        what="the card posted for the record",
+    )
+    assert "Approved by policy" in json.dumps(card["blocks"])
+    header = next(b for b in card["blocks"] if b["type"] == "header")["text"]["text"]
+    done = wait_for_status(bot, int(header.rsplit("#", 1)[1]), Status.COMPLETED, Status.FAILED)
+    assert done.status == Status.COMPLETED, done.error
+    return done

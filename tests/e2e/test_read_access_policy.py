@@ -67,8 +67,10 @@ def test_read_access_that_the_policy_wants_approved_is_a_request_granted_once_ap
     answer = _answer(cloud, slack, DEVELOPER, f"access {client_id}")
     assert "The approval policy wants read access" in answer and "by leads" in answer
     card = wait_until(
-        lambda: len(cloud.slack.messages(APPROVAL_CHANNEL)) > cards_before
-        and cloud.slack.messages(APPROVAL_CHANNEL)[-1],
+        lambda: (
+            len(cloud.slack.messages(APPROVAL_CHANNEL)) > cards_before
+            and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
+        ),
         what="the read access card",
     )
     assert "Read access request #" in json.dumps(card["blocks"]) and "Rule 1:" in json.dumps(card["blocks"])
@@ -116,3 +118,45 @@ def test_read_access_approved_by_policy_is_granted_at_once_and_audited_so(
     events = [e for e in _services(bot).store.audit_events() if e.client_id == client_id]
     (approved,) = [e for e in events if e.action == "read_access.approved"]
     assert approved.actor == "policy" and approved.detail == {"rule": 1, "auto": True}
+
+
+@pytest.mark.parametrize("bot_settings", ["approved"], indirect=True)
+def test_a_read_access_request_that_failed_after_granting_is_granted_again_on_retry(
+    cloud: FakeCloud, bot: BackgroundBot, slack: SlackDriver, clock: ManualClock
+) -> None:
+    """The lead approves; the grant is made, then the DM fails (Slack refuses the message), so
+    the request fails and its grant is withdrawn (the requester cannot read). Retry grants
+    again — not the withdrawn grant's "done" — and the requester can read."""
+    created = _new_app(cloud, bot, slack, "retried-access-app")
+    client_id = created.client_id or ""
+    _expire_first_grant(bot, clock)
+    cards_before = len(cloud.slack.messages(APPROVAL_CHANNEL))
+    _answer(cloud, slack, DEVELOPER, f"access {client_id}")
+    card = wait_until(
+        lambda: (
+            len(cloud.slack.messages(APPROVAL_CHANNEL)) > cards_before
+            and cloud.slack.messages(APPROVAL_CHANNEL)[-1]
+        ),
+        what="the read access card",
+    )
+    request_id = request_id_of(card)
+    cloud.slack.inject(
+        "*", r"^/api/chat\.postMessage$", status=200, body={"ok": False, "error": "is_archived"}
+    )
+    assert slack.click(ADMINS[1], "Approve", message=card, channel=APPROVAL_CHANNEL).status_code == 200
+    failed = wait_for_status(bot, request_id, Status.FAILED, Status.COMPLETED)
+    assert failed.status == Status.FAILED
+    store = _services(bot).store
+    wait_until(
+        lambda: all(g.revoked_at is not None for g in store.read_grants(request_id=request_id)),
+        what="withdrawn",
+    )
+    assert _read(cloud, DEVELOPER, client_id) is None
+
+    failed_card = cloud.slack.message(APPROVAL_CHANNEL, card["ts"])
+    assert failed_card is not None
+    assert slack.click(ADMINS[0], "Retry", message=failed_card, channel=APPROVAL_CHANNEL).status_code == 200
+    done = wait_for_status(bot, request_id, Status.COMPLETED, Status.FAILED)
+    assert done.status == Status.COMPLETED, done.error
+    assert _read(cloud, DEVELOPER, client_id) is not None
+    assert [g.revoked_at is None for g in store.read_grants(request_id=request_id)].count(True) == 1
