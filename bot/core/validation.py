@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.core.errors import ValidationError
 from bot.core.lifetimes import UNKNOWN, PasswordLimit
 from bot.core.model import REDIRECT_PLATFORMS, SIGN_IN_AUDIENCES, FederatedCredentialSpec, Workload
-from bot.core.workloads import parse_workload, validate_federated
+from bot.core.workloads import has_control_characters, parse_workload, validate_federated
 
 MAX_NAME = 120
 MAX_DESCRIPTION = 120
@@ -81,11 +81,6 @@ def reader_ids(text: str | None) -> list[str]:
     return ids
 
 
-def _has_control_characters(text: str) -> bool:
-    """Control and format characters, line/paragraph separators, and lone surrogates."""
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") for ch in text)
-
-
 def has_bad_multiline_characters(text: str) -> bool:
     """For free text that may span lines: control characters other than tab and line breaks
     (NUL cannot be stored in PostgreSQL), and lone surrogates (not storable as UTF-8)."""
@@ -106,7 +101,7 @@ def redirect_uri_problem(uri: str) -> str | None:
     as urlsplit does: `http://evil.example\\@localhost/` is evil.example to a browser."""
     if len(uri) > MAX_REDIRECT_URI:
         return f"Use at most {MAX_REDIRECT_URI} characters."
-    if any(ch.isspace() for ch in uri) or _has_control_characters(uri):
+    if any(ch.isspace() for ch in uri) or has_control_characters(uri):
         return "A redirect URI cannot contain spaces or control characters."
     if "\\" in uri:
         return "A redirect URI cannot contain a backslash (\\): browsers read it as / and go elsewhere."
@@ -180,7 +175,7 @@ def validate_new_app(
         errors["name"] = "Enter a name for the application."
     elif len(display_name) > MAX_NAME:
         errors["name"] = f"Use at most {MAX_NAME} characters (this one has {len(display_name)})."
-    elif _has_control_characters(display_name):
+    elif has_control_characters(display_name):
         errors["name"] = "The name cannot contain line breaks or control characters."
 
     sign_in_audience = audience or "AzureADMyOrg"
@@ -199,7 +194,7 @@ def validate_new_app(
     description = (secret_description or "").strip() or DEFAULT_SECRET_DESCRIPTION
     if len(description) > MAX_DESCRIPTION:
         errors["secret_description"] = f"Use at most {MAX_DESCRIPTION} characters."
-    elif _has_control_characters(description):
+    elif has_control_characters(description):
         errors["secret_description"] = "The description cannot contain line breaks or control characters."
 
     days = settings.default_days(max_days=limit.max_days)

@@ -19,7 +19,7 @@ from bot.core.model import (
 )
 
 
-def _has_control_characters(text: str) -> bool:
+def has_control_characters(text: str) -> bool:
     """Control and format characters, line/paragraph separators, and lone surrogates."""
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") for ch in text)
 
@@ -75,7 +75,7 @@ def issuer_problem(issuer: str) -> str | None:
         return f"Use at most {MAX_FEDERATED_FIELD} characters."
     if "*" in issuer:
         return "Wildcards are not allowed: the issuer must match the token's iss claim exactly."
-    if any(ch.isspace() for ch in issuer) or _has_control_characters(issuer):
+    if any(ch.isspace() for ch in issuer) or has_control_characters(issuer):
         return "The issuer cannot contain spaces or control characters."
     try:
         parts = urlsplit(issuer)
@@ -100,7 +100,7 @@ def _git_ref_problem(ref: str, what: str) -> str | None:
         return "That name is too long."
     if "*" in ref:
         return "Wildcards are not allowed: Entra matches the subject exactly. Name one " + what + "."
-    if _has_control_characters(ref):
+    if has_control_characters(ref):
         return f"A {what} name cannot contain control or invisible characters."
     if REF_FORBIDDEN.search(ref) or ".." in ref or "@{" in ref or "//" in ref:
         return f"A {what} name cannot contain spaces, '..', '@{{', '//' or any of ~ ^ : ? [ \\."
@@ -148,7 +148,7 @@ def _github_subject(values: Mapping[str, str | None], errors: dict[str, str]) ->
             problem = f"GitHub allows at most {MAX_ENVIRONMENT} characters."
         elif "*" in value:
             problem = "Wildcards are not allowed: name one environment."
-        elif _has_control_characters(value):
+        elif has_control_characters(value):
             problem = "The environment name cannot contain control characters."
         tail = f"environment:{value}"
     else:
@@ -193,7 +193,7 @@ def _other_subject(values: Mapping[str, str | None], errors: dict[str, str]) -> 
         errors["oidc_subject"] = f"Use at most {MAX_FEDERATED_FIELD} characters."
     elif "*" in subject:
         errors["oidc_subject"] = "Wildcards are not allowed: Entra matches the subject exactly."
-    elif _has_control_characters(subject):
+    elif has_control_characters(subject):
         errors["oidc_subject"] = "The subject cannot contain line breaks or control characters."
     host = (urlsplit(issuer).hostname or "oidc") if not problem else "oidc"
     return issuer, subject, f"{host}-{subject}"
@@ -229,7 +229,7 @@ def validate_federated(workload: Workload, values: Mapping[str, str | None]) -> 
     description = _text(values, "credential_description")
     if len(description) > MAX_FEDERATED_FIELD:
         errors["credential_description"] = f"Use at most {MAX_FEDERATED_FIELD} characters."
-    elif _has_control_characters(description):
+    elif has_control_characters(description):
         errors["credential_description"] = "The description cannot contain line breaks or control characters."
     if errors:
         raise ValidationError(errors)
